@@ -1,0 +1,138 @@
+"""The pruning callback: dense training, then per target score -> prune -> evaluate -> fine-tune -> evaluate."""
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from prunelab import tracking
+from prunelab.pruning.criteria import ScoreContext
+from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
+from prunelab.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+
+class PruningCallback(pl.Callback):
+    """Runs a pruning schedule inside one `Trainer.fit` of `schedule.total_epochs` epochs.
+
+    At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
+    measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
+    weights are held at exactly zero: gradients are masked before every optimizer step and
+    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`).
+    """
+
+    def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None):
+        self.pruner, self.schedule = pruner, schedule
+        self.run_info = dict(run_info)
+        self.results_path = Path(results_path) if results_path else None
+        self.stage = 0
+        self.masks: Masks | None = None
+        self.rows: list[dict] = []
+        self.pending: dict = {}
+        self.dense_state: dict | None = None
+        self._started = self._stage_started = time.perf_counter()
+
+    # -- Lightning hooks -------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage):
+        pl_module.set_stage(self.schedule.stage_epochs(self.stage))
+
+    def on_fit_start(self, trainer, pl_module):
+        tracking.define_stage_metrics(trainer.loggers)
+        trainer.datamodule.setup("test")
+        if self.masks is not None:
+            self._enforce_masks(pl_module)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        stage = self.schedule.stage_at_epoch(trainer.current_epoch)
+        if stage > self.stage:
+            self._finish_stage(trainer, pl_module)
+            self._begin_stage(stage, trainer, pl_module)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if self.masks is not None:
+            grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
+            apply_masks([g for g, _ in grads], [m for _, m in grads])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.masks is not None:
+            apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+
+    def on_train_end(self, trainer, pl_module):
+        self._finish_stage(trainer, pl_module)
+        tracking.log_curve(trainer.loggers, self.rows)
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage, "masks": self.masks, "rows": self.rows,
+                "pending": self.pending, "dense_state": self.dense_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stage, self.masks = state["stage"], state["masks"]
+        self.rows, self.pending, self.dense_state = state["rows"], state["pending"], state["dense_state"]
+
+    # -- stages ----------------------------------------------------------------------------
+    def _begin_stage(self, stage: int, trainer, pl_module) -> None:
+        model = pl_module.model
+        params = self.pruner.parameters(model)
+        if not self.schedule.cumulative:  # one-shot: every stage prunes the dense weights
+            if self.dense_state is None:
+                self.dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(self.dense_state)
+            self.masks = None
+        if self.masks is None:
+            self.masks = full_masks(params)
+        target = self.schedule.targets[stage - 1]
+        ctx = ScoreContext(
+            batches=trainer.datamodule.train_dataloader,
+            loss=F.cross_entropy,
+            generator=torch.Generator().manual_seed(self.run_info.get("seed", 0) * 1000 + stage),
+        )
+        self.masks = self.pruner.prune(model, self.masks, target, ctx)
+        self.stage = stage
+        self._enforce_masks(pl_module)
+        before = pl_module.evaluate(trainer.datamodule.val_dataloader())
+        self.pending = {"acc_before_ft": before["acc"]}
+        pl_module.set_stage(self.schedule.finetune_epochs)
+        trainer.strategy.setup_optimizers(trainer)
+
+    def _finish_stage(self, trainer, pl_module) -> None:
+        if any(r["stage"] == self.stage for r in self.rows):
+            return
+        val = pl_module.evaluate(trainer.datamodule.val_dataloader())
+        test = pl_module.evaluate(trainer.datamodule.test_dataloader())
+        params, nonzero = count_parameters(pl_module.model)
+        row = {
+            **self.run_info,
+            "stage": self.stage,
+            "target_sparsity": self.schedule.targets[self.stage - 1] if self.stage else 0.0,
+            "sparsity": sparsity(self.masks) if self.masks is not None else 0.0,
+            "params": params,
+            "nonzero_params": nonzero,
+            "acc_before_ft": self.pending.get("acc_before_ft", val["acc"]),
+            "val_acc": val["acc"],
+            "test_acc": test["acc"],
+            **({"test_acc_top5": test["acc_top5"]} if "acc_top5" in test else {}),
+            "epoch": trainer.current_epoch,
+            "stage_time_s": time.perf_counter() - self._stage_started,
+            "wall_time_s": time.perf_counter() - self._started,
+        }
+        self._stage_started = time.perf_counter()
+        self.rows.append(row)
+        self.pending = {}
+        tracking.log_stage(trainer.loggers, row, trainer.global_step)
+        if self.results_path is not None:
+            tracking.write_results(self.rows, self.results_path)
+        log.info(
+            "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
+            self.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],
+            row["acc_before_ft"], row["val_acc"], row["test_acc"],
+        )
+
+    def _enforce_masks(self, pl_module) -> None:
+        params = self.pruner.parameters(pl_module.model)
+        self.masks = {n: m.to(params[n].device) for n, m in self.masks.items()}
+        self._pairs = [(params[n], self.masks[n]) for n in self.masks]
+        apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])

@@ -1,0 +1,89 @@
+"""The LightningModule for classification, with optimizer and LR-schedule factories from config."""
+
+from typing import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, epochs: int):
+    """Cosine decay to zero over the stage's epochs."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+
+
+def constant_schedule(optimizer: torch.optim.Optimizer, epochs: int):
+    """The optimizer's learning rate throughout."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _accuracies(num_classes: int) -> nn.ModuleDict:
+    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    if num_classes >= 10:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return nn.ModuleDict(metrics)
+
+
+class ClassificationModule(pl.LightningModule):
+    """Cross-entropy training of `model`; top-1 (and top-5 for >= 10 classes) accuracy.
+
+    `optimizer(params)` and `scheduler(optimizer, epochs=...)` are factories; the optimizer
+    and schedule are built afresh for every stage (see `set_stage`).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.val_metrics, self.test_metrics = _accuracies(num_classes), _accuracies(num_classes)
+        self.num_classes = num_classes
+        self.stage_epochs, self.lr_scale = 1, 1.0
+
+    def set_stage(self, epochs: int, lr_scale: float = 1.0) -> None:
+        """Length (epochs) and LR scale of the stage that `configure_optimizers` builds for."""
+        self.stage_epochs, self.lr_scale = epochs, lr_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch, prefix: str, metrics: nn.ModuleDict):
+        x, y = batch
+        logits = self.model(x)
+        self.log(f"{prefix}/loss", F.cross_entropy(logits, y), prog_bar=prefix == "val")
+        for name, metric in metrics.items():
+            metric(logits, y)
+            self.log(f"{prefix}/{name}", metric, prog_bar=prefix == "val" and name == "acc")
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_scale
+        scheduler = self.scheduler_factory(optimizer, epochs=self.stage_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable) -> dict[str, float]:
+        """Accuracies of the current weights over `batches`, outside any Trainer loop."""
+        metrics = _accuracies(self.num_classes).to(self.device)
+        was_training = self.training
+        self.eval()
+        for x, y in batches:
+            logits = self.model(x.to(self.device))
+            for metric in metrics.values():
+                metric.update(logits, y.to(self.device))
+        self.train(was_training)
+        return {name: float(metric.compute()) for name, metric in metrics.items()}

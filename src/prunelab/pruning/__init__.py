@@ -1,0 +1,11 @@
+"""Pruning: criteria (scores), selection (scores + target -> mask), masks, the pruner."""
+
+from prunelab.pruning.criteria import Magnitude, Random, ScoreContext
+from prunelab.pruning.masks import Masks, apply_masks, count_parameters, prunable_parameters, sparsity
+from prunelab.pruning.pruner import UnstructuredPruner
+from prunelab.pruning.select import select
+
+__all__ = [
+    "Magnitude", "Random", "ScoreContext", "Masks", "apply_masks", "count_parameters",
+    "prunable_parameters", "sparsity", "UnstructuredPruner", "select",
+]

@@ -1,0 +1,64 @@
+"""Which weights can be pruned, how sparse a model is, and keeping pruned weights at zero.
+
+A mask set maps parameter names to bool tensors of the parameter's shape (True = kept).
+"""
+
+from fnmatch import fnmatch
+from typing import Sequence
+
+import torch
+from torch import nn
+
+Masks = dict[str, torch.Tensor]
+
+PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def prunable_parameters(
+    model: nn.Module, exclude: Sequence[str] = (), exclude_output: bool = True
+) -> dict[str, nn.Parameter]:
+    """Weights of Linear and Conv layers in module order, each shared tensor once.
+
+    `exclude` holds fnmatch patterns over parameter names (e.g. ``"features.0.*"``);
+    `exclude_output` leaves out the last prunable layer (the classifier).
+    """
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, PRUNABLE_LAYERS)]
+    if exclude_output and layers:
+        layers = layers[:-1]
+    params, seen = {}, set()
+    for name, layer in layers:
+        pname = f"{name}.weight" if name else "weight"
+        if id(layer.weight) in seen or any(fnmatch(pname, p) for p in exclude):
+            continue
+        seen.add(id(layer.weight))
+        params[pname] = layer.weight
+    return params
+
+
+def full_masks(params: dict[str, torch.Tensor]) -> Masks:
+    """Masks that keep every weight."""
+    return {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
+
+
+def sparsity(masks: Masks) -> float:
+    """Fraction of masked-out weights over all masked parameters."""
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    return 1.0 - kept / total if total else 0.0
+
+
+def layer_sparsity(masks: Masks) -> dict[str, float]:
+    """Fraction of masked-out weights per parameter."""
+    return {n: 1.0 - int(m.sum()) / m.numel() for n, m in masks.items()}
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, nonzero parameters) of a model, each shared tensor counted once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(int(torch.count_nonzero(p)) for p in params)
+
+
+@torch.no_grad()
+def apply_masks(params: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
+    """Zero the masked-out entries of each tensor (weights, or their gradients) in place."""
+    torch._foreach_mul_(list(params), list(masks))

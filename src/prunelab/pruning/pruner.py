@@ -1,0 +1,43 @@
+"""The pruner: criterion + selection over a model's prunable weights."""
+
+from typing import Callable, Sequence
+
+from torch import nn
+
+from prunelab.errors import ConfigError
+from prunelab.pruning.criteria import ScoreContext
+from prunelab.pruning.masks import Masks, prunable_parameters
+from prunelab.pruning.select import SCOPES, select
+
+
+class UnstructuredPruner:
+    """Prunes individual weights: score them with `criterion`, keep the best per `scope`."""
+
+    def __init__(
+        self,
+        criterion: Callable,
+        scope: str = "global",
+        exclude: Sequence[str] = (),
+        exclude_output: bool = True,
+    ):
+        if scope not in SCOPES:
+            raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
+        self.criterion, self.scope = criterion, scope
+        self.exclude, self.exclude_output = tuple(exclude), exclude_output
+
+    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The weights this pruner may prune; a ConfigError when exclusions leave none."""
+        params = prunable_parameters(model, self.exclude, self.exclude_output)
+        if not params:
+            raise ConfigError(
+                "pruning.exclude",
+                f"no prunable parameters left after excluding {list(self.exclude)}"
+                f" (exclude_output={self.exclude_output})",
+                "exclude fewer layers, or set pruning.exclude_output=false for a one-layer model",
+            )
+        return params
+
+    def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
+        """New masks at sparsity `target`, never reviving a pruned weight."""
+        params = self.parameters(model)
+        return select(self.criterion(model, params, ctx), masks, target, self.scope)

@@ -1,0 +1,74 @@
+"""One pruning run: config in, results (one row per stage) out."""
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from prunelab.callback import PruningCallback
+from prunelab.config import build
+from prunelab.errors import ConfigError
+from prunelab.module import ClassificationModule
+
+log = logging.getLogger(__name__)
+
+
+def load_dense(model: nn.Module, path: str) -> None:
+    """Load a dense model from a Lightning checkpoint or a plain state_dict file."""
+    if not Path(path).is_file():
+        raise ConfigError("dense_checkpoint", f"no file at {path}", "give the path of a .ckpt or .pt file, or null")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError("dense_checkpoint", f"does not fit model={model.__class__.__name__} ({first})",
+                          "give a checkpoint of the same model and dataset") from None
+
+
+def run_info(cfg: DictConfig) -> dict:
+    """The labels every results row and W&B run carries."""
+    return {"method": cfg.pruning.name, "model": cfg.model.name, "dataset": cfg.dataset.name,
+            "schedule": cfg.schedule.name, "seed": int(cfg.seed)}
+
+
+def prepare(cfg: DictConfig, out_dir: Path):
+    """Build and check everything a run needs; every ConfigError is raised here, before training."""
+    schedule = build(cfg.schedule)
+    datamodule = build(cfg.dataset)
+    datamodule.check()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build(cfg.model)
+    pruner = build(cfg.pruning)
+    pruner.parameters(model)
+    if cfg.dense_checkpoint:
+        load_dense(model, cfg.dense_checkpoint)
+    module = ClassificationModule(
+        model, instantiate(cfg.optimizer), instantiate(cfg.scheduler), num_classes=cfg.dataset.num_classes
+    )
+    callback = PruningCallback(pruner, schedule, run_info(cfg), results_path=out_dir / "results.csv")
+    return schedule, datamodule, module, callback
+
+
+def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
+    """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schedule, datamodule, module, callback = prepare(cfg, out_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    logger = build(cfg.logger, save_dir=str(out_dir), config=config)
+    trainer = build(cfg.trainer)(
+        max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
+    )
+    trainer.fit(module, datamodule=datamodule)
+    for lg in trainer.loggers:
+        lg.finalize("success")
+    log.info("results: %s", out_dir / "results.csv")
+    return pd.DataFrame(callback.rows)
