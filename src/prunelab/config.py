@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a group node, leaving out its `name` label."""
+    """Instantiate a group node, leaving out its `name` label; `kwargs` are passed as they are."""
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     plain.pop("name", None)
-    return instantiate(plain, **kwargs)
+    return instantiate(plain, _partial_=True)(**kwargs)

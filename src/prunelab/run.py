@@ -1,6 +1,7 @@
 """One pruning run: config in, results (one row per stage) out."""
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +15,18 @@ from prunelab.callback import PruningCallback
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.module import ClassificationModule
+from prunelab.pruning.masks import Masks
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: one row per stage, the trained module and its final masks."""
+
+    results: pd.DataFrame
+    module: ClassificationModule
+    masks: Masks | None
 
 
 def load_dense(model: nn.Module, path: str) -> None:
@@ -57,18 +68,18 @@ def prepare(cfg: DictConfig, out_dir: Path):
     return schedule, datamodule, module, callback
 
 
-def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
+def run(cfg: DictConfig, out_dir: Path) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     schedule, datamodule, module, callback = prepare(cfg, out_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    logger = build(cfg.logger, save_dir=str(out_dir), config=config)
-    trainer = build(cfg.trainer)(
-        max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
+    logger = build(cfg.logger, save_dir=str(out_dir), run_config=config)
+    trainer = build(
+        cfg.trainer, max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
     )
     trainer.fit(module, datamodule=datamodule)
     for lg in trainer.loggers:
         lg.finalize("success")
     log.info("results: %s", out_dir / "results.csv")
-    return pd.DataFrame(callback.rows)
+    return RunResult(pd.DataFrame(callback.rows), module, callback.masks)

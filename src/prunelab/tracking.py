@@ -78,9 +78,9 @@ def wandb_mode(mode: str) -> str:
     return os.environ.get("WANDB_MODE") or ("online" if _logged_in() else "offline")
 
 
-def wandb_logger(save_dir: str, config: dict, project: str = "prunelab", mode: str = "auto", **kwargs) -> WandbLogger:
+def wandb_logger(save_dir: str, run_config: dict, project: str = "prunelab", mode: str = "auto", **kwargs) -> WandbLogger:
     """A WandbLogger whose run carries the resolved config; says where the run is and how to sync it."""
-    logger = WandbLogger(project=project, save_dir=str(save_dir), mode=wandb_mode(mode), config=config, **kwargs)
+    logger = WandbLogger(project=project, save_dir=str(save_dir), mode=wandb_mode(mode), config=run_config, **kwargs)
     run = logger.experiment
     if run.settings.mode == "offline" or getattr(run, "offline", False):
         log.info("W&B: offline run in %s; upload it with: wandb sync %s", run.dir, Path(run.dir).parent)
@@ -94,10 +94,10 @@ def no_logger(**_) -> bool:
     return False
 
 
-def csv_logger(save_dir: str, config: dict, **kwargs):
+def csv_logger(save_dir: str, run_config: dict, **kwargs):
     """Lightning's CSVLogger in the run directory, with the resolved config as hparams."""
     from pytorch_lightning.loggers import CSVLogger
 
     logger = CSVLogger(save_dir=str(save_dir), name="csv", **kwargs)
-    logger.log_hyperparams(config)
+    logger.log_hyperparams(run_config)
     return logger

@@ -1,0 +1,26 @@
+"""LightningDataModules; `conf/dataset/*.yaml` chooses one by `_target_`."""
+
+from prunelab.data.base import SplitDataModule, TensorDataModule
+from prunelab.data.digits import DigitsDataModule
+from prunelab.data.folder import ImageFolderDataModule
+from prunelab.data.synthetic import SyntheticDataModule
+from prunelab.data.vision import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+    random_crop_flip,
+)
+
+__all__ = [
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+    "SplitDataModule",
+    "SyntheticDataModule",
+    "TensorDataModule",
+    "random_crop_flip",
+]

@@ -1,0 +1,10 @@
+"""Model zoo; each constructor takes `input_shape` (C, H, W) and `num_classes`, and ends in its Linear classifier."""
+
+from prunelab.models.digits import DigitsCNN
+from prunelab.models.lenet import LeNet5
+from prunelab.models.mlp import MLP
+from prunelab.models.resnet import CifarResNet
+from prunelab.models.vgg import VGG16BN
+from prunelab.models.zoo import torchvision_model
+
+__all__ = ["CifarResNet", "DigitsCNN", "LeNet5", "MLP", "VGG16BN", "torchvision_model"]

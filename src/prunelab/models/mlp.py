@@ -1,0 +1,17 @@
+"""Fully connected networks, e.g. LeNet-300-100."""
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+
+class MLP(nn.Sequential):
+    """Flatten, then Linear+ReLU per hidden width, then a Linear classifier."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (300, 100)):
+        widths = [math.prod(int(d) for d in input_shape), *(int(h) for h in hidden)]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.Linear(cin, cout), nn.ReLU(inplace=True)]
+        super().__init__(*layers, nn.Linear(widths[-1], num_classes))
