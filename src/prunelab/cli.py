@@ -1,6 +1,5 @@
 """The `prunelab` command: a Hydra app over conf/."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from omegaconf import DictConfig
 from prunelab.errors import ConfigError
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-log = logging.getLogger("prunelab")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -22,6 +20,5 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except ConfigError as err:
-        log.error("%s", err)
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
