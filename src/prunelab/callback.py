@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from prunelab import tracking
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
+from prunelab.rewind import Rewinder
 from prunelab.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,12 @@ class PruningCallback(pl.Callback):
     weights after it. Masks, stage and rows are in the checkpoint (`state_dict`).
     """
 
-    def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None):
+    def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None,
+                 model_factory=None):
         self.pruner, self.schedule = pruner, schedule
+        self.rewinder = Rewinder(schedule.rewind, model_factory, run_info.get("seed", 0))
+        self.stage_start_step = 0
+        self.stage_masks: dict[int, Masks] = {}
         self.run_info = dict(run_info)
         self.results_path = Path(results_path) if results_path else None
         self.stage = 0
@@ -38,7 +43,7 @@ class PruningCallback(pl.Callback):
 
     # -- Lightning hooks -------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage):
-        pl_module.set_stage(self.schedule.stage_epochs(self.stage))
+        pl_module.set_stage(self.schedule.stage_epochs(self.stage), self.schedule.stage_lr_scale(self.stage))
 
     def on_fit_start(self, trainer, pl_module):
         tracking.define_stage_metrics(trainer.loggers)
@@ -47,6 +52,8 @@ class PruningCallback(pl.Callback):
             self._enforce_masks(pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
+        self.schedule.check_steps(trainer.num_training_batches)
+        self.rewinder.observe(pl_module.model, trainer.global_step)
         stage = self.schedule.stage_at_epoch(trainer.current_epoch)
         if stage > self.stage:
             self._finish_stage(trainer, pl_module)
@@ -58,6 +65,10 @@ class PruningCallback(pl.Callback):
             apply_masks([g for g, _ in grads], [m for _, m in grads])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.stage == 0:
+            self.rewinder.observe(pl_module.model, trainer.global_step)
+        else:
+            self._prune_on_schedule(trainer, pl_module)
         if self.masks is not None:
             apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
 
@@ -67,11 +78,14 @@ class PruningCallback(pl.Callback):
 
     def state_dict(self) -> dict:
         return {"stage": self.stage, "masks": self.masks, "rows": self.rows,
-                "pending": self.pending, "dense_state": self.dense_state}
+                "pending": self.pending, "dense_state": self.dense_state, "rewind_state": self.rewinder.state,
+                "stage_start_step": self.stage_start_step, "stage_masks": self.stage_masks}
 
     def load_state_dict(self, state: dict) -> None:
         self.stage, self.masks = state["stage"], state["masks"]
         self.rows, self.pending, self.dense_state = state["rows"], state["pending"], state["dense_state"]
+        self.rewinder.state, self.stage_start_step = state["rewind_state"], state["stage_start_step"]
+        self.stage_masks = state["stage_masks"]
 
     # -- stages ----------------------------------------------------------------------------
     def _begin_stage(self, stage: int, trainer, pl_module) -> None:
@@ -84,19 +98,32 @@ class PruningCallback(pl.Callback):
             self.masks = None
         if self.masks is None:
             self.masks = full_masks(params)
-        target = self.schedule.targets[stage - 1]
+        self.stage, self.stage_start_step = stage, trainer.global_step
+        self._prune(self.schedule.target_at(stage, 0, trainer.num_training_batches), trainer, pl_module)
+        self.rewinder.restore(model, stage)
+        self._enforce_masks(pl_module)
+        pl_module.set_stage(self.schedule.finetune_epochs, self.schedule.finetune_lr_scale)
+        trainer.strategy.setup_optimizers(trainer)
+
+    def _prune(self, target: float, trainer, pl_module, measure: bool = True) -> None:
+        """Prune to `target`; with `measure`, take validation accuracy at once (`acc_before_ft`)."""
         ctx = ScoreContext(
             batches=trainer.datamodule.train_dataloader,
             loss=F.cross_entropy,
-            generator=torch.Generator().manual_seed(self.run_info.get("seed", 0) * 1000 + stage),
+            generator=torch.Generator().manual_seed(self.run_info.get("seed", 0) * 1000 + self.stage),
         )
-        self.masks = self.pruner.prune(model, self.masks, target, ctx)
-        self.stage = stage
+        self.masks = self.pruner.prune(pl_module.model, self.masks, target, ctx)
         self._enforce_masks(pl_module)
-        before = pl_module.evaluate(trainer.datamodule.val_dataloader())
-        self.pending = {"acc_before_ft": before["acc"]}
-        pl_module.set_stage(self.schedule.finetune_epochs)
-        trainer.strategy.setup_optimizers(trainer)
+        if measure:
+            before = pl_module.evaluate(trainer.datamodule.val_dataloader())
+            self.pending = {"acc_before_ft": before["acc"]}
+
+    def _prune_on_schedule(self, trainer, pl_module) -> None:
+        """Gradual schedules prune during the stage too (AGP); accuracy is taken once the target is reached."""
+        step = trainer.global_step - self.stage_start_step
+        target = self.schedule.target_at(self.stage, step, trainer.num_training_batches)
+        if step and target is not None:
+            self._prune(target, trainer, pl_module, measure=target == self.schedule.targets[self.stage - 1])
 
     def _finish_stage(self, trainer, pl_module) -> None:
         if any(r["stage"] == self.stage for r in self.rows):
@@ -111,6 +138,7 @@ class PruningCallback(pl.Callback):
             "sparsity": sparsity(self.masks) if self.masks is not None else 0.0,
             "params": params,
             "nonzero_params": nonzero,
+            "empty_layers": sum(not bool(m.any()) for m in self.masks.values()) if self.masks is not None else 0,
             "acc_before_ft": self.pending.get("acc_before_ft", val["acc"]),
             "val_acc": val["acc"],
             "test_acc": test["acc"],
@@ -125,6 +153,9 @@ class PruningCallback(pl.Callback):
         tracking.log_stage(trainer.loggers, row, trainer.global_step)
         if self.results_path is not None:
             tracking.write_results(self.rows, self.results_path)
+            if self.schedule.save_masks and self.stage:
+                self.stage_masks[self.stage] = {n: m.cpu() for n, m in self.masks.items()}
+                torch.save(self.stage_masks, self.results_path.parent / "masks.pt")
         log.info(
             "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
             self.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +65,8 @@ def prepare(cfg: DictConfig, out_dir: Path):
     module = ClassificationModule(
         model, instantiate(cfg.optimizer), instantiate(cfg.scheduler), num_classes=cfg.dataset.num_classes
     )
-    callback = PruningCallback(pruner, schedule, run_info(cfg), results_path=out_dir / "results.csv")
+    callback = PruningCallback(pruner, schedule, run_info(cfg), results_path=out_dir / "results.csv",
+                               model_factory=partial(build, cfg.model))
     return schedule, datamodule, module, callback
 
 

@@ -1,9 +1,11 @@
-"""Schedules: which sparsities, and how many epochs of training around them."""
+"""Schedules: which sparsities, when to prune to them, how long to train, where survivors restart."""
 
 from dataclasses import dataclass
 from typing import Sequence
 
 from prunelab.errors import ConfigError
+
+REWIND_POINTS = ("init", "random")  # besides a number of optimizer steps
 
 
 @dataclass(frozen=True)
@@ -12,16 +14,31 @@ class Schedule:
 
     `cumulative=True` (iterative): each stage prunes further from the previous one, pruned
     weights stay pruned. `cumulative=False` (one-shot): each stage prunes the dense weights.
+    Stages train at `finetune_lr_scale` times the optimizer's learning rate.
+    `rewind` (lottery tickets): after each pruning, the surviving weights restart from their
+    values at initialisation (`init`), after `k` optimizer steps of dense training (an int),
+    or from a fresh draw of the model's initialiser under another seed (`random`).
+    `save_masks` writes every stage's masks to `masks.pt` in the run directory.
     """
 
     targets: Sequence[float]
     finetune_epochs: int
     pretrain_epochs: int
     cumulative: bool = True
+    finetune_lr_scale: float = 1.0
+    rewind: str | int | None = None
+    save_masks: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(float(t) for t in self.targets))
         check_schedule(self)
+
+    def check_steps(self, steps_per_epoch: int) -> None:
+        """Raise a ConfigError for settings that cannot work with `steps_per_epoch` optimizer steps."""
+        dense_steps = self.pretrain_epochs * steps_per_epoch
+        if self.rewind_step is not None and self.rewind_step > dense_steps:
+            raise ConfigError("schedule.rewind", f"step {self.rewind_step} is beyond dense training "
+                              f"({dense_steps} steps)", f"give a step <= {dense_steps}, or more pretrain_epochs")
 
     @property
     def num_stages(self) -> int:
@@ -32,6 +49,11 @@ class Schedule:
     def total_epochs(self) -> int:
         return self.pretrain_epochs + self.num_stages * self.finetune_epochs
 
+    @property
+    def rewind_step(self) -> int | None:
+        """The dense-training optimizer step whose weights survivors restart from (None: no snapshot)."""
+        return 0 if self.rewind == "init" else self.rewind if isinstance(self.rewind, int) else None
+
     def stage_at_epoch(self, epoch: int) -> int:
         """0 during dense training, k during the fine-tuning of target k (1-based)."""
         if epoch < self.pretrain_epochs:
@@ -40,6 +62,63 @@ class Schedule:
 
     def stage_epochs(self, stage: int) -> int:
         return self.pretrain_epochs if stage == 0 else self.finetune_epochs
+
+    def stage_lr_scale(self, stage: int) -> float:
+        return 1.0 if stage == 0 else self.finetune_lr_scale
+
+    def target_at(self, stage: int, step: int, steps_per_epoch: int) -> float | None:
+        """The sparsity to prune to after `step` optimizer steps of stage `stage` (>= 1), or None.
+
+        Here: the stage's target at its start, nothing after.
+        """
+        return self.targets[stage - 1] if step == 0 else None
+
+
+def agp_sparsity(t: int, s_i: float, s_f: float, t0: int, n: int, dt: int) -> float:
+    """Zhu & Gupta (2017): s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n dt))^3 for t in [t0, t0 + n dt].
+
+    The sparsity changes only every `dt` steps, so t is rounded down to t0 + j dt; it is exactly
+    s_i up to t0 and exactly s_f from t0 + n dt on.
+    """
+    j = min(max((t - t0) // dt, 0), n)
+    return s_i if j == 0 else s_f + (s_i - s_f) * (1.0 - j / n) ** 3
+
+
+@dataclass(frozen=True)
+class GradualSchedule(Schedule):
+    """Automated gradual pruning (AGP): each stage ramps from the previous target to its own.
+
+    Every `every` optimizer steps of the stage's first `ramp_epochs` epochs the weights are
+    pruned to `agp_sparsity` (t0 = the stage's first step), then trained on at the target for
+    the rest of the stage. One results row per target, at the end of its stage.
+    """
+
+    ramp_epochs: int = 1
+    every: int = 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 1 <= self.ramp_epochs <= self.finetune_epochs:
+            raise ConfigError("schedule.ramp_epochs", f"must be in [1, finetune_epochs={self.finetune_epochs}], "
+                              f"got {self.ramp_epochs}", "ramp over at most the stage's epochs")
+        if self.every < 1:
+            raise ConfigError("schedule.every", f"must be >= 1 optimizer step, got {self.every}", "e.g. every=100")
+
+    def check_steps(self, steps_per_epoch: int) -> None:
+        super().check_steps(steps_per_epoch)
+        if self.ramp_steps(steps_per_epoch) < self.every:
+            raise ConfigError("schedule.every", f"{self.every} steps is longer than the ramp "
+                              f"({self.ramp_steps(steps_per_epoch)} steps)", "prune more often, or ramp longer")
+
+    def ramp_steps(self, steps_per_epoch: int) -> int:
+        return self.ramp_epochs * steps_per_epoch
+
+    def target_at(self, stage: int, step: int, steps_per_epoch: int) -> float | None:
+        n = self.ramp_steps(steps_per_epoch) // self.every
+        if step % self.every or step > n * self.every:
+            return None
+        start = self.targets[stage - 2] if stage > 1 else 0.0
+        return agp_sparsity(step, start, self.targets[stage - 1], 0, n, self.every)
 
 
 def check_schedule(s: Schedule) -> None:
@@ -59,3 +138,18 @@ def check_schedule(s: Schedule) -> None:
         raise ConfigError("schedule.finetune_epochs", f"must be >= 1, got {s.finetune_epochs}", "set it to 1 or more")
     if s.pretrain_epochs < 0:
         raise ConfigError("schedule.pretrain_epochs", f"must be >= 0, got {s.pretrain_epochs}", "set it to 0 or more")
+    if not s.finetune_lr_scale > 0:
+        raise ConfigError("schedule.finetune_lr_scale", f"must be > 0, got {s.finetune_lr_scale}", "e.g. 0.1 or 1.0")
+    check_rewind(s)
+
+
+def check_rewind(s: Schedule) -> None:
+    """`rewind` is null, `init`, `random` or a step count within dense training."""
+    if s.rewind is None or s.rewind in REWIND_POINTS:
+        return
+    if isinstance(s.rewind, bool) or not isinstance(s.rewind, int) or s.rewind < 0:
+        raise ConfigError("schedule.rewind", f"unknown rewind point {s.rewind!r}",
+                          f"use null, one of {list(REWIND_POINTS)}, or a number of optimizer steps such as 500")
+    if s.pretrain_epochs == 0 and s.rewind > 0:
+        raise ConfigError("schedule.rewind", f"step {s.rewind} needs dense training, but pretrain_epochs=0",
+                          "set schedule.pretrain_epochs > 0, or schedule.rewind=init")

@@ -1,5 +1,8 @@
 """Selection: scores and a target sparsity in, a mask out. Pure functions."""
 
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatch
+
 import torch
 
 from prunelab.pruning.masks import Masks
@@ -31,15 +34,29 @@ def _n_prune(target: float, n: int, mask: torch.Tensor) -> int:
     return max(round(target * n), int((~mask).sum()))
 
 
-def select(scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str) -> Masks:
+def layer_targets(names: Iterable[str], target: float, rates: Mapping[str, float]) -> dict[str, float]:
+    """Per-parameter sparsity for `target`: a parameter matching pattern p keeps (1 - target) ** rates[p].
+
+    The first matching fnmatch pattern wins; others follow `target` (rate 1). A rate of
+    log(1 - r) / log(1 - r0) prunes r per round when the targets prune r0 per round.
+    """
+    rate = {n: next((r for p, r in rates.items() if fnmatch(n, p)), 1.0) for n in names}
+    return {n: target if r == 1.0 else 1.0 - (1.0 - target) ** r for n, r in rate.items()}
+
+
+def select(
+    scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str, rates: Mapping[str, float] | None = None
+) -> Masks:
     """New masks at sparsity `target`; weights already pruned stay pruned.
 
-    `scope="global"` ranks all weights together, `"layer"` prunes each parameter to `target`.
-    The count pruned is round(target * n) over all weights (global) or per parameter (layer).
+    `scope="global"` ranks all weights together, `"layer"` prunes each parameter to `target`
+    (or to its `layer_targets` under `rates`). The count pruned is round(target * n) over all
+    weights (global) or per parameter (layer).
     """
     ranked = {n: scores[n].float().masked_fill(~masks[n], float("-inf")) for n in masks}
     if scope == "layer":
-        return {n: keep_top(s, _n_prune(target, s.numel(), masks[n])) for n, s in ranked.items()}
+        targets = layer_targets(ranked, target, rates or {})
+        return {n: keep_top(s, _n_prune(targets[n], s.numel(), masks[n])) for n, s in ranked.items()}
     flat = torch.cat([s.reshape(-1) for s in ranked.values()])
     pruned = sum(int((~m).sum()) for m in masks.values())
     keep = keep_top(flat, max(round(target * flat.numel()), pruned))

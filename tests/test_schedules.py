@@ -1,0 +1,195 @@
+"""AGP, rewinding, per-layer rates and retraining LR: the formula, exact restores, exact counts."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from prunelab.config import build
+from prunelab.errors import ConfigError
+from prunelab.pruning import Magnitude, UnstructuredPruner, prunable_parameters
+from prunelab.pruning.masks import full_masks, sparsity
+from prunelab.pruning.select import layer_targets
+from prunelab.rewind import fresh_init
+from prunelab.run import prepare, run
+from prunelab.schedule import GradualSchedule, Schedule, agp_sparsity
+from tests.conftest import TINY, compose_config
+from tests.test_pruning import ctx, tiny_net
+
+
+def test_agp_formula_midpoint_and_end_are_exact():
+    assert agp_sparsity(50, 0.0, 0.9, 0, 10, 10) == pytest.approx(0.7875, abs=1e-9)
+    assert agp_sparsity(100, 0.0, 0.9, 0, 10, 10) == 0.9
+    assert agp_sparsity(0, 0.0, 0.9, 0, 10, 10) == 0.0
+    assert agp_sparsity(59, 0.0, 0.9, 0, 10, 10) == agp_sparsity(50, 0.0, 0.9, 0, 10, 10), "changes every dt only"
+    assert agp_sparsity(500, 0.2, 0.9, 0, 10, 10) == 0.9 and agp_sparsity(-5, 0.2, 0.9, 0, 10, 10) == 0.2
+
+
+def test_agp_prunes_every_dt_steps_of_the_ramp_from_the_previous_target():
+    s = GradualSchedule(targets=[0.5, 0.9], pretrain_epochs=1, finetune_epochs=3, ramp_epochs=2, every=5)
+    steps = {t: s.target_at(2, t, steps_per_epoch=10) for t in range(31)}
+    pruned_at = {t: v for t, v in steps.items() if v is not None}
+    assert list(pruned_at) == [0, 5, 10, 15, 20]
+    assert pruned_at[0] == 0.5 and pruned_at[20] == 0.9
+    assert pruned_at[10] == pytest.approx(0.9 - 0.4 * 0.125)
+    assert list(pruned_at.values()) == sorted(pruned_at.values())
+    assert s.target_at(1, 0, 10) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, setting", [
+    ({"rewind": "start"}, "schedule.rewind"),
+    ({"rewind": -3}, "schedule.rewind"),
+    ({"rewind": 100, "pretrain_epochs": 0}, "schedule.rewind"),
+    ({"finetune_lr_scale": 0.0}, "schedule.finetune_lr_scale"),
+])
+def test_bad_rewind_and_lr_scale_name_the_setting(kwargs, setting):
+    with pytest.raises(ConfigError, match=setting):
+        Schedule(**{"targets": [0.5], "pretrain_epochs": 1, "finetune_epochs": 1, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, setting", [
+    ({"ramp_epochs": 3}, "schedule.ramp_epochs"),
+    ({"every": 0}, "schedule.every"),
+])
+def test_bad_agp_settings_name_the_setting(kwargs, setting):
+    with pytest.raises(ConfigError, match=setting):
+        GradualSchedule(**{"targets": [0.5], "pretrain_epochs": 1, "finetune_epochs": 2, **kwargs})
+
+
+def test_steps_that_do_not_exist_are_refused_before_training():
+    with pytest.raises(ConfigError, match="schedule.rewind"):
+        Schedule(targets=[0.5], pretrain_epochs=2, finetune_epochs=1, rewind=21).check_steps(10)
+    with pytest.raises(ConfigError, match="schedule.every"):
+        GradualSchedule(targets=[0.5], pretrain_epochs=1, finetune_epochs=1, every=11).check_steps(10)
+
+
+@pytest.mark.parametrize("target", [0.2, 0.5904, 0.9])
+def test_layer_rates_prune_each_layer_exactly_to_its_own_target(target):
+    net = tiny_net()
+    params = prunable_parameters(net, exclude_output=False)
+    rates = {"5.*": 0.5, "0.weight": 2.0}
+    pruner = UnstructuredPruner(Magnitude(), "layer", exclude_output=False, layer_rates=rates)
+    masks = pruner.prune(net, full_masks(params), target, ctx())
+    density = {"0.weight": (1 - target) ** 2, "3.weight": 1 - target, "5.weight": (1 - target) ** 0.5}
+    for name, mask in masks.items():
+        assert int(mask.sum()) == mask.numel() - round((1 - density[name]) * mask.numel())
+
+
+def test_lottery_rates_give_twenty_and_ten_percent_per_round():
+    rate = torch.log(torch.tensor(0.9, dtype=torch.float64)) / torch.log(torch.tensor(0.8, dtype=torch.float64))
+    for k in range(1, 16):
+        t = layer_targets(["fc", "out"], 1 - 0.8**k, {"out": float(rate)})
+        assert t["fc"] == pytest.approx(1 - 0.8**k) and t["out"] == pytest.approx(1 - 0.9**k, abs=1e-12)
+
+
+@pytest.mark.parametrize("rates, scope, setting", [
+    ({"5.weight": 0.5}, "global", "pruning.layer_rates"),
+    ({"5.weight": 0.0}, "layer", "pruning.layer_rates"),
+    ({"fc9.*": 0.5}, "layer", "pruning.layer_rates"),
+])
+def test_bad_layer_rates_name_the_setting(rates, scope, setting):
+    with pytest.raises(ConfigError, match=setting):
+        UnstructuredPruner(Magnitude(), scope, exclude_output=False, layer_rates=rates).parameters(tiny_net())
+
+
+class Recorder(pl.Callback):
+    """Weights at the start, after `step` optimizer steps, and at the first epoch of every stage."""
+
+    def __init__(self, pruning, step: int = 0):
+        self.pruning, self.step = pruning, step
+        self.at_step, self.stage_starts, self.sparsities, self.lrs = None, {}, [], {}
+
+    def _weights(self, module):
+        return {n: p.detach().clone() for n, p in module.model.state_dict().items()}
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.global_step == self.step and self.at_step is None:
+            self.at_step = self._weights(module)
+        stage = self.pruning.stage
+        if stage not in self.stage_starts:
+            self.stage_starts[stage] = (self._weights(module), {n: m.clone() for n, m in self.pruning.masks.items()}
+                                        if self.pruning.masks else None)
+            self.lrs[stage] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step and self.at_step is None:
+            self.at_step = self._weights(module)
+        if self.pruning.masks is not None:
+            self.sparsities.append(sparsity(self.pruning.masks))
+
+
+def fit(tmp_path, *overrides, step: int = 0):
+    cfg = compose_config(*TINY, *overrides)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    schedule, datamodule, module, callback = prepare(cfg, tmp_path)
+    recorder = Recorder(callback, step)
+    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, recorder])
+    trainer.fit(module, datamodule=datamodule)
+    return callback, recorder, cfg
+
+
+@pytest.mark.parametrize("rewind, step", [("init", 0), ("7", 7)])
+def test_rewinding_restores_the_saved_weights_bit_for_bit(rewind, step, tmp_path):
+    callback, rec, _ = fit(tmp_path, "schedule=lottery", f"schedule.rewind={rewind}", step=step)
+    assert set(rec.stage_starts) == {0, 1, 2}
+    for stage in (1, 2):
+        weights, masks = rec.stage_starts[stage]
+        for name, w in weights.items():
+            if name in masks:
+                assert torch.equal(w[masks[name]], rec.at_step[name][masks[name]])
+                assert torch.all(w[~masks[name]] == 0) and (~masks[name]).any()
+            else:
+                assert torch.equal(w, rec.at_step[name])
+    init = rec.stage_starts[0][0]
+    assert all(torch.equal(init[n], rec.at_step[n]) for n in init) == (step == 0)
+
+
+def test_random_rewind_draws_new_initial_weights_every_stage(tmp_path):
+    callback, rec, cfg = fit(tmp_path, "schedule=lottery", "schedule.rewind=random", "seed=4")
+    init = rec.stage_starts[0][0]
+    firsts = []
+    for stage in (1, 2):
+        weights, masks = rec.stage_starts[stage]
+        fresh = fresh_init(lambda: build(cfg.model), 1_000_003 * 5 + stage)
+        for name, mask in masks.items():
+            assert torch.equal(weights[name][mask], fresh[name][mask]) and torch.all(weights[name][~mask] == 0)
+            assert not torch.equal(weights[name][mask], init[name][mask])
+        firsts.append(weights[next(iter(masks))])
+    assert not torch.equal(firsts[0], firsts[1])
+
+
+def test_retraining_runs_at_the_scaled_learning_rate(tmp_path):
+    _, rec, cfg = fit(tmp_path, "schedule.finetune_lr_scale=0.1")
+    assert rec.lrs[0] == pytest.approx(cfg.optimizer.lr)
+    assert rec.lrs[1] == pytest.approx(0.1 * cfg.optimizer.lr) and rec.lrs[2] == pytest.approx(0.1 * cfg.optimizer.lr)
+
+
+def test_agp_raises_sparsity_gradually_and_ends_each_stage_on_target(tmp_path):
+    callback, rec, _ = fit(tmp_path, "schedule=agp", "schedule.finetune_epochs=2", "schedule.ramp_epochs=1",
+                           "schedule.every=2")
+    assert rec.sparsities == sorted(rec.sparsities)
+    assert len({round(s, 4) for s in rec.sparsities}) >= 6, "sparsity must rise in many small steps"
+    assert [r["sparsity"] for r in callback.rows] == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    assert [r["target_sparsity"] for r in callback.rows] == [0.0, 0.5, 0.8]
+
+
+def test_a_ticket_control_replays_the_tickets_masks_exactly(tmp_path):
+    rates = "+pruning.layer_rates={5.weight:0.5}"
+    common = ["model=lenet_300_100", "pruning.scope=layer", "pruning.exclude_output=false", rates]
+    ticket = run(compose_config(*TINY, *common, "schedule=lottery", "schedule.targets=[0.2,0.36,0.488]"),
+                 tmp_path / "ticket")
+    saved = torch.load(tmp_path / "ticket" / "masks.pt", weights_only=True)
+    assert sorted(saved) == [1, 2, 3] and all(torch.equal(saved[3][n], m) for n, m in ticket.masks.items())
+    control = fit(tmp_path / "control", *common, "schedule=lottery", "schedule.targets=[0.36,0.488]",
+                  "schedule.pretrain_epochs=0", "schedule.rewind=random",
+                  "pruning.criterion._target_=prunelab.rewind.TicketMasks",
+                  f"+pruning.criterion.path={tmp_path / 'ticket' / 'masks.pt'}")[1]
+    for stage, ticket_stage in ((1, 2), (2, 3)):
+        masks = control.stage_starts[stage][1]
+        assert all(torch.equal(masks[n], saved[ticket_stage][n]) for n in masks)
+
+
+def test_replaying_missing_masks_is_refused_before_training(tmp_path):
+    cfg = compose_config(*TINY, "pruning.criterion._target_=prunelab.rewind.TicketMasks",
+                         f"+pruning.criterion.path={tmp_path / 'none.pt'}")
+    with pytest.raises(ConfigError, match="pruning.criterion.path"):
+        prepare(cfg, tmp_path)
