@@ -118,7 +118,7 @@ class Recorder(pl.Callback):
 
 
 def fit(tmp_path, *overrides, step: int = 0):
-    cfg = compose_config(*TINY, *overrides)
+    cfg = compose_config(*TINY, "model=lenet_300_100", *overrides)
     tmp_path.mkdir(parents=True, exist_ok=True)
     schedule, datamodule, module, callback = prepare(cfg, tmp_path)
     recorder = Recorder(callback, step)
