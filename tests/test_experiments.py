@@ -42,6 +42,7 @@ def test_every_experiment_preset_runs_end_to_end(name, request, tmp_path):
     assert rows["target_sparsity"].tolist()[1:] == pytest.approx(list(cfg.schedule.targets))
     assert rows["test_acc"].between(0, 1).all() and (rows["params"] == rows["params"][0]).all()
     assert cfg.dataset.name == "digits" and cfg.model.name == compose_config(f"+experiment={name}").model.name
+    assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in out.masks.values())
     if name in LAST_DENSITIES:
         kept = {n: float(m.float().mean()) for n, m in out.masks.items()}
         assert kept == pytest.approx(LAST_DENSITIES[name], abs=2e-3)
