@@ -2,12 +2,24 @@
 
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from prunelab.errors import ConfigError
+
 
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a group node, leaving out its `name` label; `kwargs` are passed as they are."""
+    """Instantiate a group node, leaving out its `name` label; `kwargs` are passed as they are.
+
+    A ConfigError raised by a nested node (e.g. `pruning.criterion`) comes out as itself, not
+    wrapped in Hydra's InstantiationException.
+    """
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     plain.pop("name", None)
-    return instantiate(plain, _partial_=True)(**kwargs)
+    try:
+        return instantiate(plain, _partial_=True)(**kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise

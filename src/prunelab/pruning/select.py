@@ -31,13 +31,18 @@ def _n_prune(target: float, n: int, mask: torch.Tensor) -> int:
     return max(round(target * n), int((~mask).sum()))
 
 
+def _as_float(scores: torch.Tensor) -> torch.Tensor:
+    """At least float32; float64 scores (e.g. SynFlow's, which span many decades) stay float64."""
+    return scores.to(torch.promote_types(scores.dtype, torch.float32))
+
+
 def select(scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str) -> Masks:
     """New masks at sparsity `target`; weights already pruned stay pruned.
 
     `scope="global"` ranks all weights together, `"layer"` prunes each parameter to `target`.
     The count pruned is round(target * n) over all weights (global) or per parameter (layer).
     """
-    ranked = {n: scores[n].float().masked_fill(~masks[n], float("-inf")) for n in masks}
+    ranked = {n: _as_float(scores[n]).masked_fill(~masks[n], float("-inf")) for n in masks}
     if scope == "layer":
         return {n: keep_top(s, _n_prune(target, s.numel(), masks[n])) for n, s in ranked.items()}
     flat = torch.cat([s.reshape(-1) for s in ranked.values()])
