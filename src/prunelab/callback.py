@@ -123,7 +123,7 @@ class PruningCallback(pl.Callback):
         self.rows.append(row)
         self.pending = {}
         tracking.log_stage(trainer.loggers, row, trainer.global_step)
-        if self.results_path is not None:
+        if self.results_path is not None and trainer.is_global_zero:  # one writer under DDP
             tracking.write_results(self.rows, self.results_path)
         log.info(
             "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
