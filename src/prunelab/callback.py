@@ -151,7 +151,7 @@ class PruningCallback(pl.Callback):
         layers = layer_rows(self.stage, costs, dense_layers)
         self.layer_rows += layers
         tracking.log_layer_table(trainer.loggers, self.stage, layers)
-        if self.results_path is not None:
+        if self.results_path is not None and trainer.is_global_zero:
             tracking.write_results(self.rows, self.results_path)
             tracking.write_results(self.layer_rows, self.results_path.parent / "layer_sparsity.csv")
             if self.stage == 0:

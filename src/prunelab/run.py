@@ -82,7 +82,7 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
         cfg.trainer, max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
     )
     trainer.fit(module, datamodule=datamodule)
-    if cfg.save_model:
+    if cfg.save_model and trainer.is_global_zero:
         save_model(out_dir, module.model, callback.masks, config, datamodule.input_shape,
                    getattr(callback.pruner, "history", []))
     for lg in trainer.loggers:
