@@ -1,5 +1,6 @@
 """The pruning callback: dense training, then per target score -> prune -> evaluate -> fine-tune -> evaluate."""
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -9,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from prunelab import tracking
+from prunelab.metrics import Meter, layer_rows, pruned_fraction
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
+from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks
+from prunelab.pruning.surgery import restore_dense, rewrap_ddp
 from prunelab.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -22,11 +25,17 @@ class PruningCallback(pl.Callback):
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
     weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`).
+    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`). A pruner may
+    remove channels (new parameter shapes) and may define `dense_penalty(model)`, applied to the
+    gradients during dense training. Each row carries compute metrics measured by `meter`; the
+    dense model is saved as `dense.pt` and per-layer sparsity as `layer_sparsity.csv` beside results.
     """
 
-    def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None):
+    def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None,
+                 meter: Meter | None = None):
         self.pruner, self.schedule = pruner, schedule
+        self.meter = meter or Meter()
+        self.dense_penalty = getattr(pruner, "dense_penalty", None)
         self.run_info = dict(run_info)
         self.results_path = Path(results_path) if results_path else None
         self.stage = 0
@@ -34,6 +43,9 @@ class PruningCallback(pl.Callback):
         self.rows: list[dict] = []
         self.pending: dict = {}
         self.dense_state: dict | None = None
+        self.dense_model = None  # one-shot: the dense module every stage starts from
+        self.dense_total: int | None = None  # weights the pruner may touch in the dense model
+        self.layer_rows: list[dict] = []
         self._started = self._stage_started = time.perf_counter()
 
     # -- Lightning hooks -------------------------------------------------------------------
@@ -53,6 +65,8 @@ class PruningCallback(pl.Callback):
             self._begin_stage(stage, trainer, pl_module)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if self.stage == 0 and self.dense_penalty is not None:
+            self.dense_penalty(pl_module.model)
         if self.masks is not None:
             grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
             apply_masks([g for g, _ in grads], [m for _, m in grads])
@@ -66,22 +80,28 @@ class PruningCallback(pl.Callback):
         tracking.log_curve(trainer.loggers, self.rows)
 
     def state_dict(self) -> dict:
-        return {"stage": self.stage, "masks": self.masks, "rows": self.rows,
-                "pending": self.pending, "dense_state": self.dense_state}
+        dense_state = self.dense_model.state_dict() if self.dense_model is not None else self.dense_state
+        return {"stage": self.stage, "masks": self.masks, "rows": self.rows, "pending": self.pending,
+                "dense_state": dense_state, "dense_total": self.dense_total, "layer_rows": self.layer_rows}
 
     def load_state_dict(self, state: dict) -> None:
         self.stage, self.masks = state["stage"], state["masks"]
         self.rows, self.pending, self.dense_state = state["rows"], state["pending"], state["dense_state"]
+        self.dense_total, self.layer_rows = state.get("dense_total"), state.get("layer_rows", [])
 
     # -- stages ----------------------------------------------------------------------------
     def _begin_stage(self, stage: int, trainer, pl_module) -> None:
         model = pl_module.model
-        params = self.pruner.parameters(model)
-        if not self.schedule.cumulative:  # one-shot: every stage prunes the dense weights
-            if self.dense_state is None:
-                self.dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(self.dense_state)
+        if not self.schedule.cumulative:  # one-shot: every stage prunes the dense model
+            if self.dense_model is None:
+                self.dense_model = copy.deepcopy(model)
+                if self.dense_state is not None:  # resumed: the checkpoint holds the dense weights
+                    self.dense_model.load_state_dict(self.dense_state)
+            model = restore_dense(pl_module, self.dense_model)
             self.masks = None
+        params = self.pruner.parameters(model)
+        if self.dense_total is None:
+            self.dense_total = sum(p.numel() for p in params.values())
         if self.masks is None:
             self.masks = full_masks(params)
         target = self.schedule.targets[stage - 1]
@@ -92,6 +112,7 @@ class PruningCallback(pl.Callback):
         )
         self.masks = self.pruner.prune(model, self.masks, target, ctx)
         self.stage = stage
+        rewrap_ddp(trainer)
         self._enforce_masks(pl_module)
         before = pl_module.evaluate(trainer.datamodule.val_dataloader())
         self.pending = {"acc_before_ft": before["acc"]}
@@ -104,13 +125,16 @@ class PruningCallback(pl.Callback):
         val = pl_module.evaluate(trainer.datamodule.val_dataloader())
         test = pl_module.evaluate(trainer.datamodule.test_dataloader())
         params, nonzero = count_parameters(pl_module.model)
+        dense = self.rows[0] if self.rows else None
+        compute, costs = self.meter.measure(pl_module.model, trainer.datamodule.input_shape, params, nonzero, dense)
         row = {
             **self.run_info,
             "stage": self.stage,
             "target_sparsity": self.schedule.targets[self.stage - 1] if self.stage else 0.0,
-            "sparsity": sparsity(self.masks) if self.masks is not None else 0.0,
+            "sparsity": self._sparsity(pl_module.model),
             "params": params,
             "nonzero_params": nonzero,
+            **compute,
             "acc_before_ft": self.pending.get("acc_before_ft", val["acc"]),
             "val_acc": val["acc"],
             "test_acc": test["acc"],
@@ -123,13 +147,26 @@ class PruningCallback(pl.Callback):
         self.rows.append(row)
         self.pending = {}
         tracking.log_stage(trainer.loggers, row, trainer.global_step)
+        dense_layers = {r["layer"]: r["params"] for r in self.layer_rows if r["stage"] == 0}
+        layers = layer_rows(self.stage, costs, dense_layers)
+        self.layer_rows += layers
+        tracking.log_layer_table(trainer.loggers, self.stage, layers)
         if self.results_path is not None and trainer.is_global_zero:  # one writer under DDP
             tracking.write_results(self.rows, self.results_path)
+            tracking.write_results(self.layer_rows, self.results_path.parent / "layer_sparsity.csv")
+            if self.stage == 0:
+                torch.save(pl_module.model.state_dict(), self.results_path.parent / "dense.pt")
         log.info(
             "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
             self.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],
             row["acc_before_ft"], row["val_acc"], row["test_acc"],
         )
+
+    def _sparsity(self, model) -> float:
+        # Fraction of the dense model's prunable weights removed or held at zero.
+        if self.masks is None:
+            return 0.0
+        return pruned_fraction(self.pruner.parameters(model), self.masks, self.dense_total)
 
     def _enforce_masks(self, pl_module) -> None:
         params = self.pruner.parameters(pl_module.model)

@@ -14,6 +14,8 @@ from torch import nn
 from prunelab.callback import PruningCallback
 from prunelab.config import build
 from prunelab.errors import ConfigError
+from prunelab.export import save_model
+from prunelab.metrics import Meter
 from prunelab.module import ClassificationModule
 from prunelab.pruning.masks import Masks
 
@@ -64,7 +66,8 @@ def prepare(cfg: DictConfig, out_dir: Path):
     module = ClassificationModule(
         model, instantiate(cfg.optimizer), instantiate(cfg.scheduler), num_classes=cfg.dataset.num_classes
     )
-    callback = PruningCallback(pruner, schedule, run_info(cfg), results_path=out_dir / "results.csv")
+    callback = PruningCallback(pruner, schedule, run_info(cfg), results_path=out_dir / "results.csv",
+                               meter=Meter(**cfg.metrics))
     return schedule, datamodule, module, callback
 
 
@@ -79,6 +82,9 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
         cfg.trainer, max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
     )
     trainer.fit(module, datamodule=datamodule)
+    if cfg.save_model and trainer.is_global_zero:
+        save_model(out_dir, module.model, callback.masks, config, datamodule.input_shape,
+                   getattr(callback.pruner, "history", []))
     for lg in trainer.loggers:
         lg.finalize("success")
     log.info("results: %s", out_dir / "results.csv")

@@ -57,6 +57,18 @@ def log_curve(loggers: list[Logger], rows: list[dict]) -> None:
         run.log({"curve/table": table, "curve/test_acc_vs_sparsity": plot})
 
 
+def log_layer_table(loggers: list[Logger], stage: int, rows: list[dict]) -> None:
+    """Log one stage's per-layer weights and sparsity to W&B as the table `layers/stage_<k>`."""
+    runs = _wandb_runs(loggers)
+    if not runs or not rows:
+        return
+    import wandb
+
+    table = wandb.Table(dataframe=pd.DataFrame(rows))
+    for run in runs:
+        run.log({f"layers/stage_{stage}": table})
+
+
 def _wandb_runs(loggers: list[Logger]) -> list:
     return [lg.experiment for lg in loggers if isinstance(lg, WandbLogger)]
 
