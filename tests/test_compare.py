@@ -128,13 +128,15 @@ SWEEP = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.t
 
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory):
-    """`prunelab -m pruning=random,magnitude seed=0,1` on digits, W&B offline: 4 runs and the comparison."""
-    sweep = tmp_path_factory.mktemp("sweep")
-    proc = subprocess.run([sys.executable, "-m", "prunelab", "-m", "pruning=random,magnitude", "seed=0,1", *SWEEP,
-                           f"hydra.sweep.dir={sweep}"], cwd=sweep, capture_output=True, text=True, timeout=900,
+    """`prunelab -m pruning=random,magnitude seed=0,1` on digits, W&B offline, in the default sweep
+    directory (multirun/<date>/<time>): 4 runs and the comparison."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    proc = subprocess.run([sys.executable, "-m", "prunelab", "-m", "pruning=random,magnitude", "seed=0,1", *SWEEP],
+                          cwd=cwd, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
                                "OMP_NUM_THREADS": "1"})  # a tiny model: threads only contend with other tests
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = cwd.glob("multirun/*/*")
     return sweep
 
 
@@ -157,11 +159,12 @@ def test_multirun_writes_the_comparison_files(multirun):
 def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
     runs = [wandb_run_file(d) for run_dir in sorted(multirun.glob("*_s*")) for d in wandb_run_dirs(run_dir)]
     assert len(runs) == 4
-    assert {r["run"].run_group for r in runs} == {str(multirun)}
+    group = str(multirun.relative_to(multirun.parents[2]))  # the sweep dir as configured: multirun/<date>/<time>
+    assert {r["run"].run_group for r in runs} == {group}
     assert sorted(r["run"].job_type for r in runs) == ["magnitude", "magnitude", "random", "random"]
     (summary_dir,) = wandb_run_dirs(multirun)
     summary = wandb_run_file(summary_dir)
-    assert summary["run"].run_group == str(multirun) and summary["run"].job_type == "summary"
+    assert summary["run"].run_group == group and summary["run"].job_type == "summary"
     (logged,) = summary["history"]
     assert logged["comparison/figure/_type"] == "image-file"
     assert logged["comparison/test_acc_vs_sparsity_table/_type"] == "table-file"  # the line series' data

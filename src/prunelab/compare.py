@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,21 @@ def config_settings(config: dict) -> dict:
     return flatten({k: config[k] for k in NODES if k in config})
 
 
+def _load_config(path: Path) -> dict:
+    config = OmegaConf.load(path)
+    try:  # resolved, as W&B stores it
+        return OmegaConf.to_container(config, resolve=True)
+    except OmegaConfBaseException:  # e.g. ${hydra:...}, which resolves only inside the run
+        return OmegaConf.to_container(config)
+
+
 def load_run(run_dir: Path) -> Run | str:
     """The run in `run_dir`, or why it is left out: no results.csv, or fewer stages than its schedule."""
     results, config_file = run_dir / "results.csv", run_dir / ".hydra" / "config.yaml"
     if not results.is_file():
         return "no results.csv (failed before its first stage?)"
     rows = pd.read_csv(results)
-    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
+    config = _load_config(config_file) if config_file.is_file() else {}
     if config and missing_stages(rows, config):
         return missing_stages(rows, config)
     layers = run_dir / "layer_sparsity.csv"
@@ -371,12 +380,12 @@ def accuracy_table(agg: pd.DataFrame, acc: str = ACC) -> str:
 
 def summary_table(summary: pd.DataFrame) -> str:
     """Markdown: per series, the `run_summary` scores as "mean ± std" (accuracies and sparsities in %)."""
-    columns = {"dense_acc": ("dense acc (%)", 100), "final_acc": ("final acc (%)", 100),
-               "sparsity_within_1pt": ("max sparsity within 1 pt (%)", 100), "acc_auc": ("AUC acc x sparsity", 1),
-               "total_time_s": ("wall time (s)", 1)}
-    header = ["method", "n", *(name for name, _ in columns.values())]
-    rows = [[r["series"], r["n"], *(_cell(r[f"{c}_mean"], r[f"{c}_std"], scale, 3 if scale == 1 else 2)
-                                    for c, (_, scale) in columns.items())] for _, r in summary.iterrows()]
+    columns = {"dense_acc": ("dense acc (%)", 100, 2), "final_acc": ("final acc (%)", 100, 2),
+               "sparsity_within_1pt": ("max sparsity within 1 pt (%)", 100, 2),
+               "acc_auc": ("AUC acc x sparsity", 1, 3), "total_time_s": ("wall time (s)", 1, 1)}
+    header = ["method", "n", *(name for name, _, _ in columns.values())]
+    rows = [[r["series"], r["n"], *(_cell(r[f"{c}_mean"], r[f"{c}_std"], scale, digits)
+                                    for c, (_, scale, digits) in columns.items())] for _, r in summary.iterrows()]
     return _markdown_table(header, rows)
 
 
