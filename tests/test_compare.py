@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunelab import compare, report
+from prunelab import compare, gather, report
 from tests.conftest import CONF, options
 from tests.fakes import fake_results, wandb_run_dirs, wandb_run_file, write_run, write_sweep
 
@@ -49,13 +49,13 @@ def test_aggregate_gives_mean_and_std_over_seeds_per_method_and_target():
 def test_every_pruning_method_declares_its_family(method):
     node = yaml.safe_load((CONF / "pruning" / f"{method}.yaml").read_text())
     assert node["family"] in FAMILIES
-    assert compare.method_family(node) == node["family"]
+    assert gather.method_family(node) == node["family"]
 
 
 def test_family_falls_back_to_the_name_only_without_the_key():
-    assert compare.method_family({"name": "random_channel"}) == "random"
-    assert compare.method_family({"name": "snip"}) == "other"
-    assert compare.method_family({"name": "random", "family": "structural"}) == "structural"
+    assert gather.method_family({"name": "random_channel"}) == "random"
+    assert gather.method_family({"name": "snip"}) == "other"
+    assert gather.method_family({"name": "random", "family": "structural"}) == "structural"
 
 
 def test_gather_skips_incomplete_and_failed_runs_and_says_so(tmp_path, caplog):
@@ -63,7 +63,7 @@ def test_gather_skips_incomplete_and_failed_runs_and_says_so(tmp_path, caplog):
     write_run(tmp_path / "killed", "magnitude", 1, [0.9, 0.8])  # 2 of 3 stages
     (tmp_path / "failed" / ".hydra").mkdir(parents=True)
     (tmp_path / "failed" / ".hydra" / "config.yaml").write_text("seed: 2\n")
-    sweep = compare.gather([tmp_path, tmp_path / "nowhere"])
+    sweep = gather.gather([tmp_path, tmp_path / "nowhere"])
     assert sweep.runs["run"].unique().tolist() == [str(tmp_path / "ok")]
     reasons = dict(sweep.skipped)
     assert reasons[str(tmp_path / "killed")] == "incomplete: 2 of 3 stages"
@@ -75,7 +75,7 @@ def test_gather_skips_incomplete_and_failed_runs_and_says_so(tmp_path, caplog):
 def test_gather_takes_globs_and_labels_variants_apart(tmp_path):
     write_sweep(tmp_path / "s1", {"magnitude": [0.9, 0.8, 0.7]})
     write_sweep(tmp_path / "s2", {"magnitude": [0.9, 0.85, 0.8]}, scope="layer")
-    sweep = compare.gather([str(tmp_path / "s*")])
+    sweep = gather.gather([str(tmp_path / "s*")])
     assert sorted(sweep.runs["series"].unique()) == ["magnitude (scope=global)", "magnitude (scope=layer)"]
     agg = compare.aggregate(sweep.runs)
     assert (agg["n"] == 2).all(), "seeds are averaged, scopes are not"
@@ -83,9 +83,9 @@ def test_gather_takes_globs_and_labels_variants_apart(tmp_path):
 
 def test_series_labels_show_only_what_varies():
     base = {"pruning.name": "magnitude", "pruning.scope": "global", "model.name": "lenet", "dataset.seed": 0}
-    same = compare.series_labels({"a": base, "b": {**base, "dataset.seed": 1}})
+    same = gather.series_labels({"a": base, "b": {**base, "dataset.seed": 1}})
     assert same == {"a": "magnitude", "b": "magnitude"}
-    models = compare.series_labels({"a": base, "b": {**base, "model.name": "resnet20"}})
+    models = gather.series_labels({"a": base, "b": {**base, "model.name": "resnet20"}})
     assert models == {"a": "magnitude (lenet)", "b": "magnitude (resnet20)"}
 
 
@@ -93,7 +93,7 @@ def test_plot_has_one_line_per_method_styled_by_family(tmp_path):
     write_sweep(tmp_path, {"random": [0.9, 0.5, 0.2]}, family="random")
     write_sweep(tmp_path, {"magnitude": [0.9, 0.88, 0.8]}, family="magnitude")
     write_sweep(tmp_path, {"taylor": [0.9, 0.89, 0.85], "snip": [0.9, 0.87, 0.82]}, family="gradient")
-    fig = compare.compare(compare.gather([tmp_path])).figure
+    fig = compare.compare(gather.gather([tmp_path])).figure
     curves, lines = fig.axes[0], fig.axes[0].get_lines()
     assert sorted(line.get_label() for line in lines) == ["magnitude", "random", "snip", "taylor"]
     style = {line.get_label(): (line.get_linestyle(), line.get_color()) for line in lines}
@@ -106,7 +106,7 @@ def test_plot_has_one_line_per_method_styled_by_family(tmp_path):
 def test_second_panel_prefers_speedup_when_the_column_exists(tmp_path):
     write_sweep(tmp_path, {"l1_filter": [0.9, 0.85, 0.7]}, family="structural", theoretical_speedup=[1.0, 1.8, 3.5],
                 macs=[100, 55, 28])
-    comparison = compare.compare(compare.gather([tmp_path]))
+    comparison = compare.compare(gather.gather([tmp_path]))
     axis = comparison.figure.axes[1]
     assert axis.get_xlabel() == "theoretical speedup"
     assert axis.get_lines()[0].get_xdata().tolist() == [1.0, 1.8, 3.5]
@@ -115,7 +115,7 @@ def test_second_panel_prefers_speedup_when_the_column_exists(tmp_path):
 
 def test_markdown_is_a_method_by_target_table(tmp_path):
     write_sweep(tmp_path, {"magnitude": [0.90, 0.80, 0.70]})
-    text = compare.compare(compare.gather([tmp_path])).markdown
+    text = compare.compare(gather.gather([tmp_path])).markdown
     assert "| method | family | n | dense | 50% | 80% |" in text
     assert "| magnitude | magnitude | 2 | 90.50 ± 0.71 | 80.50 ± 0.71 | 70.50 ± 0.71 |" in text
     assert "| magnitude | 2 | 90.50 ± 0.71 | 70.50 ± 0.71 | 0.00 ± 0.00 |" in text  # dense, final, within 1 pt
@@ -151,7 +151,7 @@ def test_multirun_writes_the_comparison_files(multirun):
     expected = runs.groupby(["method", "target_sparsity"])["test_acc"].agg(["mean", "std"])
     got = table.set_index(["method", "target_sparsity"])[["test_acc_mean", "test_acc_std"]]
     assert got.sort_index().to_numpy() == pytest.approx(expected.sort_index().to_numpy())
-    fig = compare.compare(compare.gather([multirun])).figure
+    fig = compare.compare(gather.gather([multirun])).figure
     assert sorted(line.get_label() for line in fig.axes[0].get_lines()) == ["magnitude", "random"]
     assert "| magnitude | magnitude | 2 |" in (multirun / "comparison.md").read_text()
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import wandb
 
-from prunelab import compare, report, tracking
+from prunelab import compare, gather, report, tracking
 from prunelab.config import build
 from prunelab.pruning.masks import count_parameters
 from prunelab.pruning.pruner import UnstructuredPruner
@@ -162,6 +162,6 @@ def test_wandb_api_runs_become_the_same_results_rows():
     assert dict(skipped) == {"me/prunelab/crashed": "W&B state crashed", "me/prunelab/short": "incomplete: 2 of 3 stages"}
     pd.testing.assert_frame_equal(kept[0].results[results[0].columns], results[0], check_dtype=False)
     assert kept[0].layers["sparsity"].tolist() == [0.75, 0.9]
-    sweep = compare.build_sweep(kept, skipped)
+    sweep = gather.build_sweep(kept, skipped)
     assert sweep.runs["series"].unique().tolist() == ["magnitude"], "seeds aside, the two runs are one series"
     assert compare.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])

@@ -16,13 +16,13 @@ from typing import Iterable
 import pandas as pd
 from omegaconf import OmegaConf
 
-from prunelab import compare
+from prunelab import compare, gather
 
 log = logging.getLogger(__name__)
 
 
-def wandb_run(run) -> compare.Run | str:
-    """A run of the W&B API (`wandb.apis.public.Run`) as a `compare.Run`, or why it is left out.
+def wandb_run(run) -> gather.Run | str:
+    """A run of the W&B API (`wandb.apis.public.Run`) as a `gather.Run`, or why it is left out.
 
     Its rows are the history rows with stage metrics (`stage/<column>`), its labels come from its
     config, its per-layer sparsity from the `layer_sparsity/<layer>` summary scalars.
@@ -37,38 +37,38 @@ def wandb_run(run) -> compare.Run | str:
         return "no stage metrics in its history"
     rows = pd.DataFrame([{**run_info(OmegaConf.create(run.config)), **s} for s in stages]).sort_values("stage")
     rows["stage"] = rows["stage"].astype(int)
-    if missing_stages := compare.missing_stages(rows, run.config):
+    if missing_stages := gather.missing_stages(rows, run.config):
         return missing_stages
     layers = {k.removeprefix("layer_sparsity/"): v for k, v in run.summary.items() if k.startswith("layer_sparsity/")}
     layer_table = pd.DataFrame({"layer": list(layers), "sparsity": list(layers.values())}) if layers else None
-    return compare.Run("/".join(run.path), rows.reset_index(drop=True), compare.config_settings(run.config),
+    return gather.Run("/".join(run.path), rows.reset_index(drop=True), gather.config_settings(run.config),
                        layer_table)
 
 
-def wandb_runs(runs: Iterable) -> tuple[list[compare.Run], list[tuple[str, str]]]:
+def wandb_runs(runs: Iterable) -> tuple[list[gather.Run], list[tuple[str, str]]]:
     """The pruning runs among W&B API runs (summary runs aside), and those left out with why."""
     kept, skipped = [], []
     for run in runs:
         if run.job_type == "summary":
             continue
         converted = wandb_run(run)
-        if isinstance(converted, compare.Run):
+        if isinstance(converted, gather.Run):
             kept.append(converted)
         else:
             skipped.append(("/".join(run.path), converted))
     return kept, skipped
 
 
-def load(paths: Iterable[str] = (), wandb: str | None = None, group: str | None = None) -> compare.Sweep:
+def load(paths: Iterable[str] = (), wandb: str | None = None, group: str | None = None) -> gather.Sweep:
     """Runs from directories/globs and from a W&B project ("entity/project", optionally one group)."""
-    runs, skipped = compare.collect(paths)
+    runs, skipped = gather.collect(paths)
     if wandb:
         import wandb as wb
 
         api_runs = wb.Api().runs(wandb, filters={"group": group} if group else None)
         more, more_skipped = wandb_runs(api_runs)
         runs, skipped = runs + more, skipped + more_skipped
-    return compare.build_sweep(runs, skipped)
+    return gather.build_sweep(runs, skipped)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

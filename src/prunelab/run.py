@@ -13,7 +13,7 @@ from torch import nn
 
 from prunelab import tracking
 from prunelab.callback import PruningCallback
-from prunelab.compare import method_family
+from prunelab.gather import method_family
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.module import ClassificationModule

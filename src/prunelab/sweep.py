@@ -6,7 +6,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from prunelab import compare, tracking
+from prunelab import compare, gather, tracking
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class CompareSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep = compare.gather([sweep_dir])
+        sweep = gather.gather([sweep_dir])
         if sweep.runs.empty:
             log.warning("no complete runs in %s: nothing to compare", sweep_dir)
             return
