@@ -11,7 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from prunelab import tracking
 from prunelab.callback import PruningCallback
+from prunelab.gather import method_family
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.export import save_model
@@ -48,8 +50,8 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 def run_info(cfg: DictConfig) -> dict:
     """The labels every results row and W&B run carries."""
-    return {"method": cfg.pruning.name, "model": cfg.model.name, "dataset": cfg.dataset.name,
-            "schedule": cfg.schedule.name, "seed": int(cfg.seed)}
+    return {"method": cfg.pruning.name, "family": method_family(cfg.pruning), "model": cfg.model.name,
+            "dataset": cfg.dataset.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed)}
 
 
 def prepare(cfg: DictConfig, out_dir: Path):
@@ -78,14 +80,18 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
     schedule, datamodule, module, callback = prepare(cfg, out_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     logger = build(cfg.logger, save_dir=str(out_dir), run_config=config)
-    trainer = build(
-        cfg.trainer, max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback], default_root_dir=str(out_dir)
-    )
-    trainer.fit(module, datamodule=datamodule)
-    if cfg.save_model and trainer.is_global_zero:
-        save_model(out_dir, module.model, callback.masks, config, datamodule.input_shape,
-                   getattr(callback.pruner, "history", []))
-    for lg in trainer.loggers:
-        lg.finalize("success")
+    loggers = [logger] if logger else []
+    try:  # the W&B run is finished whatever happens, and marked failed when the run fails
+        trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=logger, callbacks=[callback],
+                        default_root_dir=str(out_dir))
+        trainer.fit(module, datamodule=datamodule)
+        if cfg.save_model and trainer.is_global_zero:
+            save_model(out_dir, module.model, callback.masks, config, datamodule.input_shape,
+                       getattr(callback.pruner, "history", []))
+        tracking.log_run_end(loggers, pd.DataFrame(callback.rows), callback.masks, module.model, out_dir)
+    except BaseException:
+        tracking.finish(loggers, failed=True)
+        raise
+    tracking.finish(loggers, failed=False)
     log.info("results: %s", out_dir / "results.csv")
     return RunResult(pd.DataFrame(callback.rows), module, callback.masks)
