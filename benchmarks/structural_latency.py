@@ -2,13 +2,15 @@
 
 ResNet-18 and MobileNetV2 (torchvision, random weights, 224x224) lose 50% of their channels
 (pruning=l1_filter: layer scope, channels removed); the dense and pruned models are timed at batch
-sizes 1 and 32 on 2 CPU threads: the median of `--repeats` forward passes after `--warmup` untimed ones.
+sizes 1 and 32 on 2 CPU threads: the median of `--repeats` forward passes after `--warmup` untimed ones,
+dense and pruned passes alternating so that a change in machine load affects both.
 
     python benchmarks/structural_latency.py [--repeats 7] [--warmup 2]
 """
 
 import argparse
 import copy
+import statistics
 
 import torch
 import torch_pruning as tp
@@ -34,6 +36,14 @@ def macs(model: nn.Module) -> int:
     return sum(c.macs for c in layer_costs(model, torch.zeros(1, *SHAPE)).values())
 
 
+def interleaved_ms(a: nn.Module, b: nn.Module, x: torch.Tensor, repeats: int, warmup: int) -> tuple[float, float]:
+    """Median forward times of `a` and `b`, timed in alternation so that load changes hit both alike."""
+    latency_ms(a, x, 1, warmup)
+    latency_ms(b, x, 1, warmup)
+    times = [(latency_ms(a, x, 1, 0), latency_ms(b, x, 1, 0)) for _ in range(repeats)]
+    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -41,8 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} passes "
-          f"after {args.warmup} warm-up passes\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} alternating "
+          f"passes after {args.warmup} warm-up passes\n")
     print("| model | batch | dense ms | pruned ms | measured speedup | MAC reduction | params reduction |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for arch in ("resnet18", "mobilenet_v2"):
@@ -52,7 +62,7 @@ def main() -> None:
         param_ratio = sum(p.numel() for p in dense.parameters()) / sum(p.numel() for p in pruned.parameters())
         for batch_size in (1, 32):
             x = torch.randn(batch_size, *SHAPE)
-            dense_ms, pruned_ms = (latency_ms(m, x, args.repeats, args.warmup) for m in (dense, pruned))
+            dense_ms, pruned_ms = interleaved_ms(dense, pruned, x, args.repeats, args.warmup)
             print(f"| {arch} | {batch_size} | {dense_ms:.1f} | {pruned_ms:.1f} | {dense_ms / pruned_ms:.2f}x "
                   f"| {mac_ratio:.2f}x | {param_ratio:.2f}x |", flush=True)
 

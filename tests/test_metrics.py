@@ -78,3 +78,14 @@ def test_pruned_fraction_is_mask_sparsity_for_masks_and_counts_removed_weights()
     assert pruned_fraction(params, masks, 30) == sparsity(masks) == pytest.approx(10 / 30)
     shrunk = {"a": torch.zeros(2, 5), "b": torch.zeros(10)}  # half of a's rows removed, no masks
     assert pruned_fraction(shrunk, {}, 30) == pytest.approx(10 / 30)
+
+
+def test_layer_table_reaches_wandb_once_per_stage(tmp_path):
+    from prunelab import tracking
+
+    logger = tracking.wandb_logger(save_dir=str(tmp_path), run_config={}, mode="offline")
+    for stage in (0, 1):
+        tracking.log_layer_table([logger], stage, [{"stage": stage, "layer": "0", "params": 4, "sparsity": 0.5}])
+    logger.experiment.finish()
+    tables = sorted(p.name.split("_")[1] for p in tmp_path.glob("wandb/offline-run-*/files/media/table/layers/*.table.json"))
+    assert tables == ["0", "1"]

@@ -200,7 +200,7 @@ def test_bn_l1_adds_the_sign_of_the_scales_to_their_gradients():
 
 @pytest.mark.parametrize("overrides, setting", [
     (["pruning=taylor_channel", "pruning.num_batches=0"], "pruning.num_batches"),
-    (["pruning=bn_slimming", "model=lenet_300_100"], "pruning"),
+    (["pruning=bn_slimming", "model=lenet_300_100"], "pruning: MLP has no BatchNorm"),
     (["pruning=l1_filter", "pruning.exclude=[*]"], "pruning.exclude"),
     (["pruning=l1_filter", "pruning.max_layer_ratio=0"], "pruning.max_layer_ratio"),
     (["pruning=l1_filter", "pruning.scope=blockwise"], "pruning.scope"),

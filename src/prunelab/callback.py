@@ -163,7 +163,7 @@ class PruningCallback(pl.Callback):
         )
 
     def _sparsity(self, model) -> float:
-        # Fraction of the dense model's prunable weights removed or held at zero.
+        # Fraction of the dense model's prunable weights (`pruner.parameters`) removed or held at zero.
         if self.masks is None:
             return 0.0
         return pruned_fraction(self.pruner.parameters(model), self.masks, self.dense_total)
