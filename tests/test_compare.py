@@ -81,6 +81,14 @@ def test_gather_takes_globs_and_labels_variants_apart(tmp_path):
     assert (agg["n"] == 2).all(), "seeds are averaged, scopes are not"
 
 
+def test_per_layer_sparsity_is_the_last_stages(tmp_path):
+    run_dir = write_run(tmp_path, "magnitude", 0, [0.9, 0.8, 0.7])
+    pd.DataFrame({"stage": [0, 0, 2, 2], "layer": ["a", "b", "a", "b"], "sparsity": [0.0, 0.0, 0.7, 0.9]}).to_csv(
+        run_dir / "layer_sparsity.csv", index=False)
+    layers = gather.gather([tmp_path]).layers
+    assert layers[["layer", "sparsity"]].values.tolist() == [["a", 0.7], ["b", 0.9]]
+
+
 def test_series_labels_show_only_what_varies():
     base = {"pruning.name": "magnitude", "pruning.scope": "global", "model.name": "lenet", "dataset.seed": 0}
     same = gather.series_labels({"a": base, "b": {**base, "dataset.seed": 1}})
@@ -189,3 +197,11 @@ def test_report_without_runs_fails_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         report.main([str(tmp_path / "nowhere")])
     assert exit_.value.code == 2 and "no complete runs" in capsys.readouterr().err
+
+
+def test_report_from_wandb_without_login_fails_with_one_line(monkeypatch, capsys):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent")
+    with pytest.raises(SystemExit) as exit_:
+        report.main(["--wandb", "someone/prunelab", "--group", "multirun/x"])
+    assert exit_.value.code == 2 and "prunelab-report: error: W&B:" in capsys.readouterr().err

@@ -83,6 +83,11 @@ def config_settings(config: dict) -> dict:
     return flatten({k: config[k] for k in NODES if k in config})
 
 
+def final_layers(layers: pd.DataFrame) -> pd.DataFrame:
+    """The last stage of a per-layer table with a `stage` column (one row per stage and layer), else all of it."""
+    return layers[layers["stage"] == layers["stage"].max()] if "stage" in layers else layers
+
+
 def _load_config(path: Path) -> dict:
     config = OmegaConf.load(path)
     try:  # resolved, as W&B stores it
@@ -101,13 +106,8 @@ def load_run(run_dir: Path) -> Run | str:
     if config and missing_stages(rows, config):
         return missing_stages(rows, config)
     layers = run_dir / "layer_sparsity.csv"
-    return Run(str(run_dir), rows, config_settings(config), final_layers(layers) if layers.is_file() else None)
-
-
-def final_layers(path: Path) -> pd.DataFrame:
-    """The per-layer sparsity of the last stage (layer_sparsity.csv holds one block per stage)."""
-    layers = pd.read_csv(path)
-    return layers[layers["stage"] == layers["stage"].max()] if "stage" in layers else layers
+    return Run(str(run_dir), rows, config_settings(config), final_layers(pd.read_csv(layers)) if layers.is_file()
+               else None)
 
 
 def collect(paths: Iterable[str | Path]) -> tuple[list[Run], list[tuple[str, str]]]:

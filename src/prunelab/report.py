@@ -1,4 +1,5 @@
-"""`prunelab-report`: compare the methods of any set of runs, from run directories or from W&B.
+"""The comparison of a set of runs: `prunelab-report` (from run directories or W&B), and `CompareSweep`,
+the Hydra callback that builds it in the sweep directory at the end of a multirun.
 
     prunelab-report multirun/2025-01-01/10-00-00                    # one sweep
     prunelab-report multirun/a multirun/b "outputs/*/*magnitude*"    # several, combined
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
-from omegaconf import OmegaConf
+import wandb
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from prunelab import compare, gather
 
@@ -59,16 +62,38 @@ def wandb_runs(runs: Iterable) -> tuple[list[gather.Run], list[tuple[str, str]]]
     return kept, skipped
 
 
-def load(paths: Iterable[str] = (), wandb: str | None = None, group: str | None = None) -> gather.Sweep:
+def load(paths: Iterable[str] = (), project: str | None = None, group: str | None = None) -> gather.Sweep:
     """Runs from directories/globs and from a W&B project ("entity/project", optionally one group)."""
     runs, skipped = gather.collect(paths)
-    if wandb:
-        import wandb as wb
-
-        api_runs = wb.Api().runs(wandb, filters={"group": group} if group else None)
+    if project:
+        api_runs = wandb.Api().runs(project, filters={"group": group} if group else None)
         more, more_skipped = wandb_runs(api_runs)
         runs, skipped = runs + more, skipped + more_skipped
     return gather.build_sweep(runs, skipped)
+
+
+class CompareSweep(Callback):
+    """Hydra callback: when every job of a multirun has returned, gather the sweep's complete runs and
+    write comparison.png, comparison.csv and comparison.md in the sweep directory; with logger=wandb,
+    log the same to one summary run in the sweep's W&B group."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep = gather.gather([sweep_dir])
+        if sweep.runs.empty:
+            log.warning("no complete runs in %s: nothing to compare", sweep_dir)
+            return
+        comparison = compare.compare(sweep)
+        paths = compare.write(comparison, sweep_dir)
+        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.values())))
+        if config.logger.name == "wandb":
+            from prunelab import tracking  # Lightning and torch: only when W&B needs them
+
+            logger = config.logger
+            tracking.log_comparison(comparison, paths["png"], str(sweep_dir),
+                                    group=logger.group or tracking.group_name(config.hydra.sweep.dir),
+                                    mode=logger.mode, tags=list(logger.tags), project=logger.project,
+                                    entity=logger.get("entity"))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,7 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     """The `prunelab-report` command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse(argv)
-    sweep = load(args.paths, args.wandb, args.group)
+    try:
+        sweep = load(args.paths, args.wandb, args.group)
+    except wandb.errors.Error as err:  # not logged in, no such project, no network
+        print(f"prunelab-report: error: W&B: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if sweep.runs.empty:
         print("prunelab-report: error: no complete runs found", file=sys.stderr)
         raise SystemExit(2)

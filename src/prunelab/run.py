@@ -13,10 +13,10 @@ from torch import nn
 
 from prunelab import tracking
 from prunelab.callback import PruningCallback
-from prunelab.gather import method_family
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.export import save_model
+from prunelab.gather import method_family
 from prunelab.metrics import Meter
 from prunelab.module import ClassificationModule
 from prunelab.pruning.masks import Masks
