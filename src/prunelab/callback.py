@@ -9,11 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from prunelab import tracking
+from prunelab.errors import Diverged
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
 from prunelab.schedule import Schedule
 
 log = logging.getLogger(__name__)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The global seed of one epoch of a run."""
+    return (seed * 100003 + epoch) % 2**32
 
 
 class PruningCallback(pl.Callback):
@@ -22,7 +28,9 @@ class PruningCallback(pl.Callback):
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
     weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`).
+    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`); so is anything
+    else a run needs to continue (add it to `state_dict` and `load_state_dict`). A non-finite
+    training loss stops the run with `Diverged`.
     """
 
     def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None):
@@ -47,6 +55,8 @@ class PruningCallback(pl.Callback):
             self._enforce_masks(pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
+        # Random draws are a function of (seed, epoch), so a resumed run draws what an uninterrupted one would.
+        pl.seed_everything(epoch_seed(self.run_info.get("seed", 0), trainer.current_epoch), verbose=False)
         stage = self.schedule.stage_at_epoch(trainer.current_epoch)
         if stage > self.stage:
             self._finish_stage(trainer, pl_module)
@@ -61,9 +71,18 @@ class PruningCallback(pl.Callback):
         if self.masks is not None:
             apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
 
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None and not torch.isfinite(loss):
+            raise Diverged(self.stage, sparsity(self.masks) if self.masks is not None else 0.0, trainer.current_epoch)
+
     def on_train_end(self, trainer, pl_module):
         self._finish_stage(trainer, pl_module)
         tracking.log_curve(trainer.loggers, self.rows)
+
+    def on_fit_end(self, trainer, pl_module):
+        if not any(r["stage"] == self.stage for r in self.rows):  # resumed after the last epoch: no on_train_end
+            self.on_train_end(trainer, pl_module)
 
     def state_dict(self) -> dict:
         return {"stage": self.stage, "masks": self.masks, "rows": self.rows,
