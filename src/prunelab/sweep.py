@@ -10,7 +10,6 @@ import logging
 import math
 import shutil
 import sys
-import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from prunelab import schemas, store
-from prunelab.errors import Diverged
+from prunelab.errors import ConfigError, Diverged
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
         _publish(run_dir, job_dir, failure(err))
         if not isolate:
             raise
-        log.error("run failed: %s\n%s", err, traceback.format_exc())
+        log.error("run failed: %s", err, exc_info=not isinstance(err, ConfigError))
         return math.nan
 
 
