@@ -60,6 +60,26 @@ def test_a_stopped_run_continues_to_the_uninterrupted_result(hook, epoch, refere
     assert_same_run(run(compose_config(*SHORT, "cache=false"), tmp_path), reference)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule", ["iterative", "oneshot"])
+@pytest.mark.parametrize("epoch", range(1, 8))
+def test_a_run_stopped_before_any_epoch_continues_to_the_uninterrupted_result(schedule, epoch, tmp_path, monkeypatch):
+    config = [*SHORT, f"schedule={schedule}", "cache=false"]
+    uninterrupted = run(compose_config(*config), tmp_path / "reference")
+    original = PruningCallback.on_train_epoch_start
+
+    def crash(self, trainer, pl_module):
+        if trainer.current_epoch == epoch:
+            raise Stopped
+        return original(self, trainer, pl_module)
+
+    monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
+    with pytest.raises(Stopped):
+        run(compose_config(*config), tmp_path / "stopped")
+    monkeypatch.undo()
+    assert_same_run(run(compose_config(*config), tmp_path / "stopped"), uninterrupted)
+
+
 def last_epoch(run_dirs) -> int:
     """The last completed epoch (1-based) checkpointed in any of `run_dirs`, 0 if none."""
     for ckpt in (d / "checkpoints" / "last.ckpt" for d in run_dirs):

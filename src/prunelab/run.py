@@ -94,12 +94,14 @@ def train_dense(cfg: DictConfig, out_dir: Path) -> Path:
     return last
 
 
-def start_checkpoint(cfg: DictConfig, out_dir: Path, stamp: resume.Stamp) -> Path | None:
+def start_checkpoint(cfg: DictConfig, out_dir: Path, stamp: resume.Stamp, processes: int) -> Path | None:
     """Where the run continues from: its own last checkpoint, else the shared dense model, else nothing."""
     last = resume.last_checkpoint(out_dir)
     if last.is_file():
         return resume.check(last, stamp, out_dir)
-    if cache.applies(cfg):
+    if cache.applies(cfg) and processes > 1:  # the other processes of a DDP run would wait on the lock forever
+        log.info("dense model: not shared, this run trains it in %d processes", processes)
+    elif cache.applies(cfg):
         dense = cache.dense_checkpoint(cfg, lambda work: train_dense(cfg, work))
         return resume.check(dense, resume.Stamp("dense", cache.dense_settings(cfg)), dense.parent)
     return None
@@ -114,11 +116,10 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     schedule, datamodule, module, callback = prepare(cfg, out_dir)
     stamp = resume.Stamp("run", store.settings(cfg))
-    start = start_checkpoint(cfg, out_dir, stamp)
     config = OmegaConf.to_container(cfg, resolve=True)
     logger = build(cfg.logger, save_dir=str(out_dir), run_config=config)
     trainer = _trainer(cfg, out_dir, stamp, callback, max_epochs=schedule.total_epochs, logger=logger)
-    _fit(trainer, module, datamodule, start)
+    _fit(trainer, module, datamodule, start_checkpoint(cfg, out_dir, stamp, trainer.world_size))
     for lg in trainer.loggers:
         lg.finalize("success")
     log.info("results: %s", out_dir / "results.csv")
