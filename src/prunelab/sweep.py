@@ -35,13 +35,14 @@ def failure(err: BaseException) -> dict:
     return status
 
 
-def _publish(run_dir: Path, job_dir: Path, status: dict) -> None:
-    """Write the status where the run lives and, with the results, into the Hydra job folder."""
-    store.write_status(run_dir, status)
-    if run_dir != job_dir:
-        store.write_status(job_dir, {**status, "run_dir": str(run_dir)})
-        if (run_dir / "results.csv").is_file():
-            shutil.copyfile(run_dir / "results.csv", job_dir / "results.csv")
+def _record(run_dir: Path, job_dir: Path, status: dict, skipped: bool = False) -> None:
+    """Write the run's status where it lives, and the job's (status, results, run folder) in the Hydra folder."""
+    if not skipped:
+        store.write_status(run_dir, status)
+    if run_dir != job_dir or skipped:
+        store.write_status(job_dir, {**status, "skipped": skipped, "run_dir": str(run_dir)})
+    if run_dir != job_dir and (run_dir / "results.csv").is_file():
+        shutil.copyfile(run_dir / "results.csv", job_dir / "results.csv")
 
 
 def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
@@ -58,14 +59,14 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
         status = store.read_status(run_dir)
         if status.get("status") == "done" and (run_dir / "results.csv").is_file():
             log.info("skipped: %s is done", run_dir)
-            _publish(run_dir, job_dir, {**status, "skipped": True})
-            return objective(pd.read_csv(run_dir / "results.csv"))
+            _record(run_dir, job_dir, status, skipped=True)
+            return status["objective"]
         store.write_status(run_dir, {"status": "running"})
         value = objective(run(cfg, run_dir).results)
-        _publish(run_dir, job_dir, {"status": "done", "skipped": False, "objective": value})
+        _record(run_dir, job_dir, {"status": "done", "objective": value})
         return value
     except Exception as err:
-        _publish(run_dir, job_dir, failure(err))
+        _record(run_dir, job_dir, failure(err))
         if not isolate:
             raise
         log.error("run failed: %s", err, exc_info=not isinstance(err, ConfigError))
