@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from prunelab import tracking
 from prunelab.metrics import Meter, layer_rows, pruned_fraction
+from prunelab.errors import Diverged
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks
 from prunelab.pruning.surgery import restore_dense, rewrap_ddp
@@ -19,16 +20,22 @@ from prunelab.schedule import Schedule
 log = logging.getLogger(__name__)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The global seed of one epoch of a run."""
+    return (seed * 100003 + epoch) % 2**32
+
+
 class PruningCallback(pl.Callback):
     """Runs a pruning schedule inside one `Trainer.fit` of `schedule.total_epochs` epochs.
 
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
     weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`). A pruner may
-    remove channels (new parameter shapes) and may define `dense_penalty(model)`, applied to the
+    weights after it. A pruner may remove channels (new parameter shapes) and may define `dense_penalty(model)`, applied to the
     gradients during dense training. Each row carries compute metrics measured by `meter`; the
     dense model is saved as `dense.pt` and per-layer sparsity as `layer_sparsity.csv` beside results.
+    Masks, stage and rows are in the checkpoint (`state_dict`); so is anything else a run needs to continue (add it to `state_dict` and `load_state_dict`). A non-finite
+    training loss stops the run with `Diverged`.
     """
 
     def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None,
@@ -59,6 +66,8 @@ class PruningCallback(pl.Callback):
             self._enforce_masks(pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
+        # Random draws are a function of (seed, epoch), so a resumed run draws what an uninterrupted one would.
+        pl.seed_everything(epoch_seed(self.run_info.get("seed", 0), trainer.current_epoch), verbose=False)
         stage = self.schedule.stage_at_epoch(trainer.current_epoch)
         if stage > self.stage:
             self._finish_stage(trainer, pl_module)
@@ -75,9 +84,18 @@ class PruningCallback(pl.Callback):
         if self.masks is not None:
             apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
 
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None and not torch.isfinite(loss):
+            raise Diverged(self.stage, sparsity(self.masks) if self.masks is not None else 0.0, trainer.current_epoch)
+
     def on_train_end(self, trainer, pl_module):
         self._finish_stage(trainer, pl_module)
         tracking.log_curve(trainer.loggers, self.rows)
+
+    def on_fit_end(self, trainer, pl_module):
+        if not any(r["stage"] == self.stage for r in self.rows):  # resumed after the last epoch: no on_train_end
+            self.on_train_end(trainer, pl_module)
 
     def state_dict(self) -> dict:
         dense_state = self.dense_model.state_dict() if self.dense_model is not None else self.dense_state

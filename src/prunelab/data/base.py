@@ -30,6 +30,12 @@ def check_fraction(setting: str, value: float) -> None:
         raise ConfigError(setting, f"{value} is not strictly between 0 and 1", f"set {setting}=0.1 or similar")
 
 
+def check_at_least(setting: str, value: int, low: int) -> None:
+    """Raise ConfigError unless value >= low."""
+    if value < low:
+        raise ConfigError(setting, f"must be >= {low}, got {value}", f"set {setting}={max(low, 1)} or more")
+
+
 class SeededShuffle(Sampler[int]):
     """Shuffles range(n) in an order that is a pure function of (seed, epoch), so runs can resume."""
 
@@ -107,6 +113,9 @@ class SplitDataModule(pl.LightningDataModule):
     def check(self) -> None:
         """Raise ConfigError for settings that cannot work, before anything is loaded or trained."""
         check_fraction("dataset.val_fraction", self.val_fraction)
+        check_at_least("dataset.batch_size", self.batch_size, 1)
+        check_at_least("dataset.eval_batch_size", self.eval_batch_size, 1)
+        check_at_least("dataset.num_workers", self.num_workers, 0)
 
     def check_matches(self, input_shape: Sequence[int], num_classes: int) -> None:
         """Raise ConfigError when the configured shape or class count differs from the data's."""
