@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from prunelab.errors import ConfigError
 
 GROUPS = ("model", "dataset", "pruning", "schedule")
-LABELS = ("name",)  # keys every group node carries beside its target's arguments
+from prunelab.config import LABELS  # keys a group node carries beside its target's arguments
 SEQUENCES = (list, tuple, collections.abc.Sequence)
 
 
