@@ -1,5 +1,6 @@
 """The pruning callback: dense training, then per target score -> prune -> evaluate -> fine-tune -> evaluate."""
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -9,12 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from prunelab import tracking
+from prunelab.metrics import Meter, layer_rows, pruned_fraction
+from prunelab.errors import Diverged
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
+from prunelab.pruning.surgery import restore_dense, rewrap_ddp
 from prunelab.rewind import Rewinder
 from prunelab.schedule import Schedule
 
 log = logging.getLogger(__name__)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The global seed of one epoch of a run."""
+    return (seed * 100003 + epoch) % 2**32
 
 
 class PruningCallback(pl.Callback):
@@ -23,15 +32,21 @@ class PruningCallback(pl.Callback):
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
     weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. Masks, stage and rows are in the checkpoint (`state_dict`).
+    weights after it. A pruner may remove channels (new parameter shapes) and may define `dense_penalty(model)`, applied to the
+    gradients during dense training. Each row carries compute metrics measured by `meter`; the
+    dense model is saved as `dense.pt` and per-layer sparsity as `layer_sparsity.csv` beside results.
+    Masks, stage and rows are in the checkpoint (`state_dict`); so is anything else a run needs to continue (add it to `state_dict` and `load_state_dict`). A non-finite
+    training loss stops the run with `Diverged`.
     """
 
     def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None,
-                 model_factory=None):
+                 meter: Meter | None = None, model_factory=None):
         self.pruner, self.schedule = pruner, schedule
         self.rewinder = Rewinder(schedule.rewind, model_factory, run_info.get("seed", 0))
         self.stage_start_step = 0
         self.stage_masks: dict[int, Masks] = {}
+        self.meter = meter or Meter()
+        self.dense_penalty = getattr(pruner, "dense_penalty", None)
         self.run_info = dict(run_info)
         self.results_path = Path(results_path) if results_path else None
         self.stage = 0
@@ -39,6 +54,9 @@ class PruningCallback(pl.Callback):
         self.rows: list[dict] = []
         self.pending: dict = {}
         self.dense_state: dict | None = None
+        self.dense_model = None  # one-shot: the dense module every stage starts from
+        self.dense_total: int | None = None  # weights the pruner may touch in the dense model
+        self.layer_rows: list[dict] = []
         self._started = self._stage_started = time.perf_counter()
 
     # -- Lightning hooks -------------------------------------------------------------------
@@ -52,6 +70,8 @@ class PruningCallback(pl.Callback):
             self._enforce_masks(pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
+        # Random draws are a function of (seed, epoch), so a resumed run draws what an uninterrupted one would.
+        pl.seed_everything(epoch_seed(self.run_info.get("seed", 0), trainer.current_epoch), verbose=False)
         self.schedule.check_steps(trainer.num_training_batches)
         self.rewinder.observe(pl_module.model, trainer.global_step)
         stage = self.schedule.stage_at_epoch(trainer.current_epoch)
@@ -60,6 +80,8 @@ class PruningCallback(pl.Callback):
             self._begin_stage(stage, trainer, pl_module)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if self.stage == 0 and self.dense_penalty is not None:
+            self.dense_penalty(pl_module.model)
         if self.masks is not None:
             grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
             apply_masks([g for g, _ in grads], [m for _, m in grads])
@@ -72,35 +94,51 @@ class PruningCallback(pl.Callback):
         if self.masks is not None:
             apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
 
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None and not torch.isfinite(loss):
+            raise Diverged(self.stage, sparsity(self.masks) if self.masks is not None else 0.0, trainer.current_epoch)
+
     def on_train_end(self, trainer, pl_module):
         self._finish_stage(trainer, pl_module)
         tracking.log_curve(trainer.loggers, self.rows)
 
+    def on_fit_end(self, trainer, pl_module):
+        if not any(r["stage"] == self.stage for r in self.rows):  # resumed after the last epoch: no on_train_end
+            self.on_train_end(trainer, pl_module)
+
     def state_dict(self) -> dict:
-        return {"stage": self.stage, "masks": self.masks, "rows": self.rows,
-                "pending": self.pending, "dense_state": self.dense_state, "rewind_state": self.rewinder.state,
-                "stage_start_step": self.stage_start_step, "stage_masks": self.stage_masks}
+        dense_state = self.dense_model.state_dict() if self.dense_model is not None else self.dense_state
+        return {"stage": self.stage, "masks": self.masks, "rows": self.rows, "pending": self.pending,
+                "dense_state": dense_state, "dense_total": self.dense_total, "layer_rows": self.layer_rows,
+                "rewind_state": self.rewinder.state, "stage_start_step": self.stage_start_step,
+                "stage_masks": self.stage_masks}
 
     def load_state_dict(self, state: dict) -> None:
         self.stage, self.masks = state["stage"], state["masks"]
         self.rows, self.pending, self.dense_state = state["rows"], state["pending"], state["dense_state"]
-        self.rewinder.state, self.stage_start_step = state["rewind_state"], state["stage_start_step"]
-        self.stage_masks = state["stage_masks"]
+        self.dense_total, self.layer_rows = state.get("dense_total"), state.get("layer_rows", [])
+        self.rewinder.state, self.stage_start_step = state.get("rewind_state"), state.get("stage_start_step", 0)
+        self.stage_masks = state.get("stage_masks", {})
 
     # -- stages ----------------------------------------------------------------------------
     def _begin_stage(self, stage: int, trainer, pl_module) -> None:
         model = pl_module.model
-        params = self.pruner.parameters(model)
-        if not self.schedule.cumulative:  # one-shot: every stage prunes the dense weights
-            if self.dense_state is None:
-                self.dense_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(self.dense_state)
+        if not self.schedule.cumulative:  # one-shot: every stage prunes the dense model
+            if self.dense_model is None:
+                self.dense_model = copy.deepcopy(model)
+                if self.dense_state is not None:  # resumed: the checkpoint holds the dense weights
+                    self.dense_model.load_state_dict(self.dense_state)
+            model = restore_dense(pl_module, self.dense_model)
             self.masks = None
+        params = self.pruner.parameters(model)
+        if self.dense_total is None:
+            self.dense_total = sum(p.numel() for p in params.values())
         if self.masks is None:
             self.masks = full_masks(params)
         self.stage, self.stage_start_step = stage, trainer.global_step
         self._prune(self.schedule.target_at(stage, 0, trainer.num_training_batches), trainer, pl_module)
-        self.rewinder.restore(model, stage)
+        self.rewinder.restore(pl_module.model, stage)
         self._enforce_masks(pl_module)
         pl_module.set_stage(self.schedule.finetune_epochs, self.schedule.finetune_lr_scale)
         trainer.strategy.setup_optimizers(trainer)
@@ -113,6 +151,7 @@ class PruningCallback(pl.Callback):
             generator=torch.Generator().manual_seed(self.run_info.get("seed", 0) * 1000 + self.stage),
         )
         self.masks = self.pruner.prune(pl_module.model, self.masks, target, ctx)
+        rewrap_ddp(trainer)
         self._enforce_masks(pl_module)
         if measure:
             before = pl_module.evaluate(trainer.datamodule.val_dataloader())
@@ -131,14 +170,17 @@ class PruningCallback(pl.Callback):
         val = pl_module.evaluate(trainer.datamodule.val_dataloader())
         test = pl_module.evaluate(trainer.datamodule.test_dataloader())
         params, nonzero = count_parameters(pl_module.model)
+        dense = self.rows[0] if self.rows else None
+        compute, costs = self.meter.measure(pl_module.model, trainer.datamodule.input_shape, params, nonzero, dense)
         row = {
             **self.run_info,
             "stage": self.stage,
             "target_sparsity": self.schedule.targets[self.stage - 1] if self.stage else 0.0,
-            "sparsity": sparsity(self.masks) if self.masks is not None else 0.0,
+            "sparsity": self._sparsity(pl_module.model),
             "params": params,
             "nonzero_params": nonzero,
             "empty_layers": sum(not bool(m.any()) for m in self.masks.values()) if self.masks is not None else 0,
+            **compute,
             "acc_before_ft": self.pending.get("acc_before_ft", val["acc"]),
             "val_acc": val["acc"],
             "test_acc": test["acc"],
@@ -151,8 +193,15 @@ class PruningCallback(pl.Callback):
         self.rows.append(row)
         self.pending = {}
         tracking.log_stage(trainer.loggers, row, trainer.global_step)
-        if self.results_path is not None:
+        dense_layers = {r["layer"]: r["params"] for r in self.layer_rows if r["stage"] == 0}
+        layers = layer_rows(self.stage, costs, dense_layers)
+        self.layer_rows += layers
+        tracking.log_layer_table(trainer.loggers, self.stage, layers)
+        if self.results_path is not None and trainer.is_global_zero:  # one writer under DDP
             tracking.write_results(self.rows, self.results_path)
+            tracking.write_results(self.layer_rows, self.results_path.parent / "layer_sparsity.csv")
+            if self.stage == 0:
+                torch.save(pl_module.model.state_dict(), self.results_path.parent / "dense.pt")
             if self.schedule.save_masks and self.stage:
                 self.stage_masks[self.stage] = {n: m.cpu() for n, m in self.masks.items()}
                 torch.save(self.stage_masks, self.results_path.parent / "masks.pt")
@@ -161,6 +210,12 @@ class PruningCallback(pl.Callback):
             self.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],
             row["acc_before_ft"], row["val_acc"], row["test_acc"],
         )
+
+    def _sparsity(self, model) -> float:
+        # Fraction of the dense model's prunable weights (`pruner.parameters`) removed or held at zero.
+        if self.masks is None:
+            return 0.0
+        return pruned_fraction(self.pruner.parameters(model), self.masks, self.dense_total)
 
     def _enforce_masks(self, pl_module) -> None:
         params = self.pruner.parameters(pl_module.model)

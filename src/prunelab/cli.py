@@ -5,20 +5,25 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunelab.errors import ConfigError
+from prunelab.errors import ConfigError, Diverged
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
-    """Run one pruning experiment (or one job of a multirun sweep)."""
-    from prunelab.run import run
+def main(cfg: DictConfig) -> float:
+    """Run one pruning experiment (or one job of a multirun sweep); returns the sweep objective."""
+    from prunelab.sweep import execute
 
+    hydra_cfg = HydraConfig.get()
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        return execute(cfg, Path(hydra_cfg.runtime.output_dir), isolate=hydra_cfg.mode == RunMode.MULTIRUN)
     except ConfigError as err:
         print(f"prunelab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Diverged as err:
+        print(f"prunelab: run failed: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

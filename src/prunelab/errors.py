@@ -7,3 +7,11 @@ class ConfigError(ValueError):
     def __init__(self, setting: str, problem: str, fix: str):
         self.setting, self.problem, self.fix = setting, problem, fix
         super().__init__(f"{setting}: {problem}. Fix: {fix}")
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss; carries the stage and sparsity where it happened."""
+
+    def __init__(self, stage: int, sparsity: float, epoch: int):
+        self.stage, self.sparsity, self.epoch = stage, sparsity, epoch
+        super().__init__(f"non-finite training loss in epoch {epoch} (stage {stage}, sparsity {sparsity:.4f})")

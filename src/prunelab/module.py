@@ -45,6 +45,13 @@ class ClassificationModule(pl.LightningModule):
         """Length (epochs) and LR scale of the stage that `configure_optimizers` builds for."""
         self.stage_epochs, self.lr_scale = epochs, lr_scale
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["stage_settings"] = {"epochs": self.stage_epochs, "lr_scale": self.lr_scale}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Restored before the optimizer is rebuilt, so a resumed stage gets its own LR schedule.
+        self.set_stage(**checkpoint["stage_settings"])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 

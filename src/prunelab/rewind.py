@@ -49,9 +49,15 @@ class Rewinder:
     def restore(self, model: nn.Module, stage: int) -> None:
         """Load the rewind point into `model` (masks are applied afterwards by the caller)."""
         if self.random:
-            model.load_state_dict(fresh_init(self.model_factory, 1_000_003 * (self.seed + 1) + stage))
+            state = fresh_init(self.model_factory, 1_000_003 * (self.seed + 1) + stage)
         elif self.step is not None:
-            model.load_state_dict(self.state)
+            state = self.state
+        else:
+            return
+        if any(v.shape != state[k].shape for k, v in model.state_dict().items()):
+            raise ConfigError("schedule.rewind", "channels were removed, so the saved weights no longer fit",
+                              "rewind with an unstructured method, or set pruning.remove=false")
+        model.load_state_dict(state)
 
 
 class TicketMasks:

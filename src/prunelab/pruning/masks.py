@@ -61,4 +61,5 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 @torch.no_grad()
 def apply_masks(params: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
     """Zero the masked-out entries of each tensor (weights, or their gradients) in place."""
-    torch._foreach_mul_(list(params), list(masks))
+    if params:
+        torch._foreach_mul_(list(params), list(masks))

@@ -6,13 +6,28 @@ from typing import Callable, Mapping, Sequence
 from torch import nn
 
 from prunelab.errors import ConfigError
+from prunelab.pruning import baselines
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import Masks, prunable_parameters
+from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
 from prunelab.pruning.select import SCOPES, select
 
 
+def round_targets(start: float, target: float, rounds: int) -> list[float]:
+    """Sparsity after each of `rounds` rounds: the density falls geometrically from 1-start to 1-target.
+
+    From a dense start this is the exponential schedule of Tanaka et al. 2020, density (1-target)^(r/rounds).
+    """
+    d0, d1 = 1.0 - start, 1.0 - target
+    return [1.0 - d0 * (d1 / d0) ** (r / rounds) for r in range(1, rounds)] + [target]
+
+
 class UnstructuredPruner:
-    """Prunes individual weights: score them with `criterion`, keep the best per `scope`."""
+    """Prunes individual weights: score them with `criterion`, keep the best per `scope`.
+
+    `rounds` > 1 prunes in that many score -> select rounds on the exponential schedule of
+    `round_targets`, each scoring the model masked by the round before. `baseline` turns any
+    criterion into a sanity baseline (see `prunelab.pruning.baselines`): null, invert, shuffle, reinit.
+    """
 
     def __init__(
         self,
@@ -20,12 +35,20 @@ class UnstructuredPruner:
         scope: str = "global",
         exclude: Sequence[str] = (),
         exclude_output: bool = True,
+        rounds: int = 1,
+        baseline: str | None = None,
         layer_rates: Mapping[str, float] | None = None,
     ):
         if scope not in SCOPES:
             raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
+        if rounds < 1:
+            raise ConfigError("pruning.rounds", f"must be >= 1, got {rounds}", "set pruning.rounds=1 or more")
+        if baseline not in baselines.BASELINES:
+            raise ConfigError("pruning.baseline", f"unknown baseline {baseline!r}",
+                              f"use one of {[b or 'null' for b in baselines.BASELINES]}")
         self.criterion, self.scope = criterion, scope
         self.exclude, self.exclude_output = tuple(exclude), exclude_output
+        self.rounds, self.baseline = rounds, baseline
         self.layer_rates = dict(layer_rates or {})
         check_layer_rates(self.layer_rates, scope)
 
@@ -46,9 +69,24 @@ class UnstructuredPruner:
         return params
 
     def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
-        """New masks at sparsity `target`, never reviving a pruned weight."""
+        """New masks at sparsity `target`, never reviving a pruned weight; the model's weights are masked.
+
+        Apart from being masked, the weights are left as they were (unless `baseline` is reinit).
+        """
         params = self.parameters(model)
-        return select(self.criterion(model, params, ctx), masks, target, self.scope, self.layer_rates)
+        weights = [params[n] for n in masks]
+        before = masks
+        for step in round_targets(sparsity(masks), target, self.rounds):
+            apply_masks(weights, list(masks.values()))
+            scores = self.criterion(model, params, ctx)
+            if self.baseline == "invert":
+                scores = baselines.invert(scores)
+            masks = select(scores, masks, step, self.scope, self.layer_rates)
+        after = baselines.AFTER_SELECTION.get(self.baseline)
+        if after is not None:
+            masks = after(model, before, masks, ctx.generator)
+        apply_masks(weights, list(masks.values()))
+        return masks
 
 
 def check_layer_rates(rates: Mapping[str, float], scope: str) -> None:
@@ -58,3 +96,4 @@ def check_layer_rates(rates: Mapping[str, float], scope: str) -> None:
     bad = {p: r for p, r in rates.items() if not r > 0}
     if bad:
         raise ConfigError("pruning.layer_rates", f"rates must be > 0, got {bad}", "e.g. {'5.weight': 0.47}")
+

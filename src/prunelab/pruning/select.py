@@ -44,6 +44,11 @@ def layer_targets(names: Iterable[str], target: float, rates: Mapping[str, float
     return {n: target if r == 1.0 else 1.0 - (1.0 - target) ** r for n, r in rate.items()}
 
 
+def _as_float(scores: torch.Tensor) -> torch.Tensor:
+    """At least float32; float64 scores (e.g. SynFlow's, which span many decades) stay float64."""
+    return scores.to(torch.promote_types(scores.dtype, torch.float32))
+
+
 def select(
     scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str, rates: Mapping[str, float] | None = None
 ) -> Masks:
@@ -53,7 +58,7 @@ def select(
     (or to its `layer_targets` under `rates`). The count pruned is round(target * n) over all
     weights (global) or per parameter (layer).
     """
-    ranked = {n: scores[n].float().masked_fill(~masks[n], float("-inf")) for n in masks}
+    ranked = {n: _as_float(scores[n]).masked_fill(~masks[n], float("-inf")) for n in masks}
     if scope == "layer":
         targets = layer_targets(ranked, target, rates or {})
         return {n: keep_top(s, _n_prune(targets[n], s.numel(), masks[n])) for n, s in ranked.items()}

@@ -1,0 +1,94 @@
+"""Fine-tuning overhead: a prunelab epoch against a plain PyTorch loop doing the same work,
+and a 90%-sparse prunelab epoch (masks kept) against a dense one.
+
+    python benchmarks/finetune_overhead.py [--repeats 5] [--epochs 2]
+
+Prints per-case medians over `--repeats` interleaved repetitions and the ratios.
+"""
+
+import argparse
+import copy
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from common import config, median, threads, timed
+from prunelab.config import build
+from prunelab.run import prepare
+
+CASES = {
+    "LeNet-300-100 / MNIST": ["model=lenet_300_100", "dataset=mnist", "dataset.download=false"],
+    "ResNet-20 / synthetic 3x32x32": ["model=resnet20", "dataset=synthetic", "dataset.input_shape=[3,32,32]",
+                                      "dataset.num_samples=5000"],
+}
+
+
+class EpochTimer(pl.Callback):
+    """Train-epoch wall times (validation is off in these runs)."""
+
+    def __init__(self):
+        self.times, self._start = [], 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        import time
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        import time
+        self.times.append(time.perf_counter() - self._start)
+
+
+def prunelab_epochs(cfg, tmp, epochs: int) -> tuple[list[float], list[float]]:
+    """Dense epochs and 90%-sparse fine-tune epochs of one prunelab run."""
+    schedule, datamodule, module, callback = prepare(cfg, tmp)
+    timer = EpochTimer()
+    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, timer],
+                    default_root_dir=str(tmp), limit_val_batches=0, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+    return timer.times[:epochs], timer.times[epochs + 1:]  # skip the first fine-tune epoch (it prunes)
+
+
+def plain_epoch(model, optimizer, batches) -> None:
+    model.train()
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    threads()
+    import tempfile
+    from pathlib import Path
+
+    print(f"{'case':32} {'plain s/epoch':>14} {'prunelab dense':>15} {'ratio':>6} {'90% sparse':>11} {'ratio':>6}")
+    for name, overrides in CASES.items():
+        cfg = config(*overrides, "logger=none", f"schedule.pretrain_epochs={args.epochs}",
+                     f"schedule.finetune_epochs={args.epochs + 1}", "schedule.targets=[0.9]")
+        plain, dense, sparse = [], [], []
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                d, s = prunelab_epochs(cfg, Path(tmp), args.epochs)
+            dense += d
+            sparse += s
+            _, datamodule, module, _ = prepare(cfg, Path(tempfile.mkdtemp()))
+            datamodule.setup("fit")
+            model = copy.deepcopy(module.model)
+            optimizer = build({"_target_": "torch.optim.SGD", **{k: v for k, v in cfg.optimizer.items()
+                                                                if k not in ("_target_", "_partial_")}},
+                              params=model.parameters())
+            for epoch in range(args.epochs):
+                loader = datamodule.train_dataloader()
+                loader.sampler.set_epoch(epoch)
+                plain.append(timed(lambda: plain_epoch(model, optimizer, loader)))
+        p, d, s = median(plain), median(dense), median(sparse)
+        print(f"{name:32} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Start-up: from the command to the first training step of a run, phase by phase
+(interpreter + imports, config, data, model, W&B offline init, Trainer, first step).
+
+    python benchmarks/startup.py [--repeats 5]
+
+Each repetition is a fresh interpreter (imports are only cold once per process).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common import median
+
+PROBE = r"""
+import json, sys, time, tempfile, os
+t = {"interpreter": time.perf_counter() - float(sys.argv[1])}
+s = time.perf_counter()
+import pytorch_lightning as pl
+from prunelab.config import build
+from prunelab.run import prepare
+from omegaconf import OmegaConf
+t["imports"] = time.perf_counter() - s
+sys.path.insert(0, sys.argv[2])
+from common import config
+s = time.perf_counter(); cfg = config("logger=wandb", "trainer.enable_progress_bar=false"); t["config"] = time.perf_counter() - s
+out = tempfile.mkdtemp()
+s = time.perf_counter(); schedule, dm, module, callback = prepare(cfg, __import__("pathlib").Path(out)); dm.setup("fit")
+t["data + model"] = time.perf_counter() - s
+s = time.perf_counter()
+logger = build(cfg.logger, save_dir=out, run_config=OmegaConf.to_container(cfg, resolve=True))
+t["W&B offline init"] = time.perf_counter() - s
+
+class FirstStep(pl.Callback):
+    def on_train_batch_start(self, *a):
+        raise KeyboardInterrupt
+
+s = time.perf_counter()
+trainer = build(cfg.trainer, max_epochs=1, logger=logger, callbacks=[callback, FirstStep()], default_root_dir=out)
+try:
+    trainer.fit(module, datamodule=dm)
+except (KeyboardInterrupt, SystemExit):
+    pass
+t["Trainer to first step"] = time.perf_counter() - s
+print(json.dumps(t))
+logger.experiment.finish()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    runs = []
+    for _ in range(args.repeats):
+        import time
+
+        env_start = str(time.perf_counter())
+        proc = subprocess.run([sys.executable, "-c", PROBE, env_start, str(Path(__file__).parent)],
+                              capture_output=True, text=True, env={**__import__("os").environ, "WANDB_MODE": "offline",
+                                                                   "WANDB_SILENT": "true"})
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if not line:
+            sys.exit(proc.stderr[-3000:])
+        runs.append(json.loads(line[-1]))
+    print(f"start-up of the default run, median of {args.repeats} fresh processes")
+    total = 0.0
+    for phase in runs[0]:
+        m = median([r[phase] for r in runs])
+        total += m
+        print(f"{phase:24} {m:7.2f} s")
+    print(f"{'total':24} {total:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()

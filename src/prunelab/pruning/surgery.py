@@ -1,0 +1,81 @@
+"""Physical removal: what a set of torch-pruning groups removes, fixing modules up after it, and DDP after it."""
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torchvision.models import VisionTransformer
+
+from prunelab.pruning.masks import Masks
+
+# Modules that cache a width their forward needs, and how to refresh it after channels were removed.
+_REFRESH = {VisionTransformer: lambda m: setattr(m, "hidden_dim", m.conv_proj.out_channels)}
+
+
+def refresh_attributes(model: nn.Module) -> None:
+    """Update widths that modules cache outside their parameters (torchvision ViT's `hidden_dim`)."""
+    for m in model.modules():
+        for kind, refresh in _REFRESH.items():
+            if isinstance(m, kind):
+                refresh(m)
+
+
+@torch.no_grad()
+def removal_masks(model: nn.Module, groups) -> Masks:
+    """Masks (True = kept) of the entries of `model`'s parameters that pruning `groups` would remove.
+
+    Each group is removed from a copy whose parameters hold their own flat indices; the indices
+    that survive are the kept entries. Parameters the groups do not touch are left out.
+    """
+    probe = copy.deepcopy(model).double()
+    for p in probe.parameters():
+        p.copy_(torch.arange(p.numel(), dtype=torch.float64, device=p.device).view_as(p))
+    probe_modules = dict(probe.named_modules())
+    module_names = {id(m): n for n, m in model.named_modules()}
+    param_names = {id(p): n for n, p in model.named_parameters()}
+    for group in groups:
+        for dep, idxs in group:
+            target = dep.target.module
+            if isinstance(target, nn.Parameter):  # an unwrapped parameter, e.g. a position embedding
+                parent, _, leaf = param_names[id(target)].rpartition(".")
+                owner = probe.get_submodule(parent)
+                setattr(owner, leaf, dep.handler(getattr(owner, leaf), idxs))
+            elif id(target) in module_names:  # the rest are torch-pruning's stand-ins for functional ops
+                dep.handler(probe_modules[module_names[id(target)]], idxs)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    masks = {}
+    for name, p in probe.named_parameters():
+        if p.shape == shapes[name]:
+            continue
+        keep = torch.zeros(shapes[name].numel(), dtype=torch.bool, device=p.device)
+        keep[p.flatten().long()] = True
+        masks[name] = keep.view(shapes[name])
+    return masks
+
+
+def _shapes(model: nn.Module) -> dict:
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def restore_dense(pl_module: nn.Module, dense: nn.Module) -> nn.Module:
+    """Give `pl_module.model` the weights of `dense` again; returns the model.
+
+    In place while the shapes still match (parameter objects, and so DDP's references, stay);
+    as a fresh copy of `dense` after channels were removed.
+    """
+    model = pl_module.model
+    same = _shapes(model) == _shapes(dense)
+    if same:
+        model.load_state_dict(dense.state_dict())
+    else:
+        pl_module.model = copy.deepcopy(dense)
+    return pl_module.model
+
+
+def rewrap_ddp(trainer) -> None:
+    """Wrap the LightningModule in a new DDP: the old wrapper still references parameters that surgery replaced."""
+    strategy = trainer.strategy
+    if isinstance(strategy.model, DistributedDataParallel):
+        strategy.model = strategy.lightning_module
+        strategy.configure_ddp()

@@ -1,0 +1,97 @@
+"""The dense cache: keyed by exactly the settings of dense training, trained once however many runs
+ask at once, never read half-written, and every method starts from the same dense weights."""
+
+import threading
+
+import pandas as pd
+import pytest
+
+from prunelab import cache
+from prunelab.run import run
+from tests.conftest import SMALL, TINY, compose_config
+
+
+def entry(*overrides: str):
+    return cache.entry(compose_config(*overrides))
+
+
+@pytest.fixture(scope="module")
+def default_entry():
+    return entry()
+
+
+@pytest.mark.parametrize("override", [
+    "pruning=random", "schedule=oneshot", "schedule.targets=[0.3]", "schedule.finetune_epochs=7", "logger=csv",
+    "trainer.enable_progress_bar=false", "dataset.num_workers=2", "+optimizer.dampening=0",  # SGD's default
+])
+def test_settings_that_do_not_touch_dense_training_keep_the_key(override, default_entry):
+    assert entry(override) == default_entry
+
+
+@pytest.mark.parametrize("override", [
+    "seed=1", "model=lenet_300_100", "dataset=synthetic", "dataset.batch_size=32", "optimizer.lr=0.1",
+    "+optimizer.dampening=0.1", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.module.constant_schedule",
+    "trainer.deterministic=false",
+])
+def test_settings_of_dense_training_change_the_key(override, default_entry):
+    assert entry(override) != default_entry
+
+
+def fake_training(calls: list, weights: str = "weights", wait: threading.Event | None = None):
+    def train(work):
+        calls.append(work)
+        if wait is not None:
+            wait.wait(5)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "last.ckpt").write_text(weights)
+        return work / "last.ckpt"
+    return train
+
+
+def test_runs_asking_at_once_get_one_training_and_the_same_checkpoint(tmp_path):
+    cfg = compose_config(f"store_dir={tmp_path}")
+    calls, got, release = [], [], threading.Event()
+    train = fake_training(calls, wait=release)
+    threads = [threading.Thread(target=lambda: got.append(cache.dense_checkpoint(cfg, train))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 3 and len(set(got)) == 1 and got[0].read_text() == "weights"
+    assert (tmp_path / "dense" / "trained.log").read_text().splitlines() == [cache.entry(cfg).name]
+
+
+def test_an_entry_without_its_complete_marker_is_never_read_and_training_continues_its_work(tmp_path):
+    cfg = compose_config(f"store_dir={tmp_path}")
+    folder = cache.entry(cfg)
+    folder.mkdir(parents=True)
+    (folder / "dense.ckpt").write_text("half written")  # a training that died before its marker
+
+    def dies(work):
+        work.mkdir(parents=True)
+        (work / "progress").write_text("epoch 1")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.dense_checkpoint(cfg, dies)
+    seen = []
+
+    def continues(work):
+        seen.append((work / "progress").read_text())
+        return fake_training([])(work)
+
+    assert cache.dense_checkpoint(cfg, continues).read_text() == "weights"
+    assert seen == ["epoch 1"] and not folder.with_suffix(".work").exists()
+
+
+def test_every_method_starts_from_one_dense_model_and_ends_as_without_the_cache(tmp_path):
+    store = f"store_dir={tmp_path / 'store'}"
+    small = [*TINY, *SMALL, "model=lenet_300_100", store]
+    runs = {m: run(compose_config(*small, f"pruning={m}"), tmp_path / m).results for m in ("magnitude", "random")}
+    assert (tmp_path / "store" / "dense" / "trained.log").read_text().count("\n") == 1
+    dense = [r[r.stage == 0].drop(columns=["method", "stage_time_s", "wall_time_s"]) for r in runs.values()]
+    pd.testing.assert_frame_equal(*dense)
+    uncached = run(compose_config(*small, "pruning=magnitude", "cache=false"), tmp_path / "uncached").results
+    times = ["stage_time_s", "wall_time_s"]
+    pd.testing.assert_frame_equal(runs["magnitude"].drop(columns=times), uncached.drop(columns=times))

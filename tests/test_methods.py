@@ -1,0 +1,49 @@
+"""Every pruning option runs end to end on digits; the methods' settings are checked before training."""
+
+import pandas as pd
+import pytest
+import torch
+
+from prunelab.errors import ConfigError
+from prunelab.run import prepare, run
+from tests.conftest import CONF, TINY, compose_config, options
+
+# Structural methods reach channel ratios, not exact weight counts: tests/test_structural.py runs them.
+UNSTRUCTURED = [m for m in options("pruning")
+                if "family: structural" not in (CONF / "pruning" / f"{m}.yaml").read_text()]
+
+
+@pytest.mark.parametrize("method", UNSTRUCTURED)
+def test_every_unstructured_option_reaches_its_targets_end_to_end(method, tmp_path):
+    out = run(compose_config(*TINY, f"pruning={method}"), tmp_path)
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert df["stage"].tolist() == [0, 1, 2] and (df["method"] == method).all()
+    assert df["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
+    assert df["test_acc"].between(0, 1).all()
+    assert out.results["nonzero_params"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("method", ["snip", "synflow"])
+def test_pruning_at_initialisation_before_any_training(method, tmp_path):
+    cfg = compose_config(*TINY, f"pruning={method}", "schedule.pretrain_epochs=0")
+    df = run(cfg, tmp_path).results
+    assert df["stage"].tolist() == [0, 1, 2] and df["epoch"].tolist() == [0, 1, 2]
+    assert df["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    assert df["val_acc"].iloc[1] > 0.5, "one epoch of training the pruned network must learn something"
+
+
+@pytest.mark.parametrize("override, setting", [
+    ("pruning.rounds=0", "pruning.rounds"),
+    ("pruning.baseline=scramble", "pruning.baseline"),
+    ("pruning.criterion.num_batches=0", "pruning.criterion.num_batches"),
+])
+def test_bad_method_settings_fail_before_training(override, setting, tmp_path):
+    with pytest.raises(ConfigError, match=setting):
+        prepare(compose_config(*TINY, "pruning=taylor", override), tmp_path)
+
+
+def test_a_baseline_runs_end_to_end(tmp_path):
+    out = run(compose_config(*TINY, "pruning=taylor", "pruning.baseline=reinit"), tmp_path)
+    assert out.results["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
+    params = dict(out.module.model.named_parameters())
+    assert all(torch.all(params[n][~m] == 0) for n, m in out.masks.items())
