@@ -1,5 +1,6 @@
 """AGP, rewinding, per-layer rates and retraining LR: the formula, exact restores, exact counts."""
 
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -122,7 +123,8 @@ def fit(tmp_path, *overrides, step: int = 0):
     tmp_path.mkdir(parents=True, exist_ok=True)
     schedule, datamodule, module, callback = prepare(cfg, tmp_path)
     recorder = Recorder(callback, step)
-    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, recorder])
+    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, recorder],
+                    enable_checkpointing=False, default_root_dir=str(tmp_path))
     trainer.fit(module, datamodule=datamodule)
     return callback, recorder, cfg
 
@@ -193,3 +195,14 @@ def test_replaying_missing_masks_is_refused_before_training(tmp_path):
                          f"+pruning.criterion.path={tmp_path / 'none.pt'}")
     with pytest.raises(ConfigError, match="pruning.criterion.path"):
         prepare(cfg, tmp_path)
+
+
+def test_rewinding_to_init_survives_the_shared_dense_model(tmp_path):
+    # With the dense cache the run continues from a checkpoint of dense training: the snapshot must come with it.
+    over = [*TINY, "model=lenet_300_100", "schedule=lottery", f"store_dir={tmp_path / 'store'}"]
+    cached, plain = (run(compose_config(*over, f"cache={c}"), tmp_path / c) for c in ("true", "false"))
+    assert (tmp_path / "store" / "dense").is_dir()
+    measured = ["stage_time_s", "wall_time_s", "latency_ms"]
+    pd.testing.assert_frame_equal(cached.results.drop(columns=measured), plain.results.drop(columns=measured))
+    for (name, a), b in zip(cached.module.model.state_dict().items(), plain.module.model.state_dict().values()):
+        assert torch.equal(a, b), name
