@@ -81,9 +81,13 @@ def test_pruned_fraction_is_mask_sparsity_for_masks_and_counts_removed_weights()
 
 
 def test_layer_table_reaches_wandb_once_per_stage(tmp_path):
-    from prunelab import tracking
+    from omegaconf import OmegaConf
 
-    logger = tracking.wandb_logger(save_dir=str(tmp_path), run_config={}, mode="offline")
+    from prunelab import tracking
+    from tests.conftest import compose_config
+
+    config = OmegaConf.to_container(compose_config(), resolve=True)
+    logger = tracking.wandb_logger(save_dir=str(tmp_path), run_config=config, mode="offline")
     for stage in (0, 1):
         tracking.log_layer_table([logger], stage, [{"stage": stage, "layer": "0", "params": 4, "sparsity": 0.5}])
     logger.experiment.finish()

@@ -15,7 +15,7 @@ from prunelab.errors import ConfigError
 from prunelab.run import RunResult, run
 from tests.conftest import SMALL, TINY, cli, compose_config
 
-TIMES = ["stage_time_s", "wall_time_s"]
+TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs, so a stage can be cut in its middle.
 SHORT = [*TINY, *SMALL, "schedule.finetune_epochs=3"]
 
