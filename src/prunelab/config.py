@@ -9,14 +9,19 @@ from omegaconf import DictConfig, OmegaConf
 from prunelab.errors import ConfigError
 
 
+# Keys that label a node rather than configure its target (`family`: how a pruning method is grouped).
+LABELS = ("name", "family")
+
+
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a group node, leaving out its `name` label; `kwargs` are passed as they are.
+    """Instantiate a group node, leaving out its labels (`name`, `family`); `kwargs` are passed as they are.
 
     A ConfigError raised by a nested node (e.g. `pruning.criterion`) comes out as itself, not
     wrapped in Hydra's InstantiationException.
     """
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    plain.pop("name", None)
+    for label in LABELS:
+        plain.pop(label, None)
     try:
         return instantiate(plain, _partial_=True)(**kwargs)
     except InstantiationException as err:
