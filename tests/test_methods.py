@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-import torch
 
 from prunelab.errors import ConfigError
 from prunelab.run import prepare, run
@@ -25,11 +24,11 @@ def test_every_unstructured_option_reaches_its_targets_end_to_end(method, tmp_pa
 
 @pytest.mark.parametrize("method", ["snip", "synflow"])
 def test_pruning_at_initialisation_before_any_training(method, tmp_path):
-    cfg = compose_config(*TINY, f"pruning={method}", "schedule.pretrain_epochs=0")
+    cfg = compose_config(*TINY, f"pruning={method}", "schedule.pretrain_epochs=0", "schedule.targets=[0.8]")
     df = run(cfg, tmp_path).results
-    assert df["stage"].tolist() == [0, 1, 2] and df["epoch"].tolist() == [0, 1, 2]
-    assert df["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
-    assert df["val_acc"].iloc[1] > 0.5, "one epoch of training the pruned network must learn something"
+    assert df["stage"].tolist() == [0, 1] and df["epoch"].tolist() == [0, 1]
+    assert df["sparsity"].tolist() == pytest.approx([0.0, 0.8], abs=1e-3)
+    assert df["val_acc"].iloc[1] > 0.5, "one epoch of training the network pruned at init must learn something"
 
 
 @pytest.mark.parametrize("override, setting", [
@@ -40,10 +39,3 @@ def test_pruning_at_initialisation_before_any_training(method, tmp_path):
 def test_bad_method_settings_fail_before_training(override, setting, tmp_path):
     with pytest.raises(ConfigError, match=setting):
         prepare(compose_config(*TINY, "pruning=taylor", override), tmp_path)
-
-
-def test_a_baseline_runs_end_to_end(tmp_path):
-    out = run(compose_config(*TINY, "pruning=taylor", "pruning.baseline=reinit"), tmp_path)
-    assert out.results["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
-    params = dict(out.module.model.named_parameters())
-    assert all(torch.all(params[n][~m] == 0) for n, m in out.masks.items())
