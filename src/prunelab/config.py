@@ -6,8 +6,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 
+# Keys that label a node rather than configure its target (`family`: how a pruning method is grouped).
+LABELS = ("name", "family")
+
+
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a group node, leaving out its `name` label; `kwargs` are passed as they are."""
+    """Instantiate a group node, leaving out its labels (`name`, `family`); `kwargs` are passed as they are."""
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    plain.pop("name", None)
+    for label in LABELS:
+        plain.pop(label, None)
     return instantiate(plain, _partial_=True)(**kwargs)

@@ -11,10 +11,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from prunelab import cache, resume, schemas, store
+from prunelab import cache, resume, schemas, store, tracking
 from prunelab.callback import PruningCallback
 from prunelab.config import build
 from prunelab.errors import ConfigError
+from prunelab.gather import method_family
 from prunelab.module import ClassificationModule
 from prunelab.pruning.masks import Masks
 
@@ -47,8 +48,8 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 def run_info(cfg: DictConfig) -> dict:
     """The labels every results row and W&B run carries."""
-    return {"method": cfg.pruning.name, "model": cfg.model.name, "dataset": cfg.dataset.name,
-            "schedule": cfg.schedule.name, "seed": int(cfg.seed)}
+    return {"method": cfg.pruning.name, "family": method_family(cfg.pruning), "model": cfg.model.name,
+            "dataset": cfg.dataset.name, "schedule": cfg.schedule.name, "seed": int(cfg.seed)}
 
 
 def prepare(cfg: DictConfig, out_dir: Path):
@@ -118,9 +119,14 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
     stamp = resume.Stamp("run", store.settings(cfg))
     config = OmegaConf.to_container(cfg, resolve=True)
     logger = build(cfg.logger, save_dir=str(out_dir), run_config=config)
-    trainer = _trainer(cfg, out_dir, stamp, callback, max_epochs=schedule.total_epochs, logger=logger)
-    _fit(trainer, module, datamodule, start_checkpoint(cfg, out_dir, stamp, trainer.world_size))
-    for lg in trainer.loggers:
-        lg.finalize("success")
+    loggers = [logger] if logger else []
+    try:  # the W&B run is finished whatever happens, and marked failed when the run fails
+        trainer = _trainer(cfg, out_dir, stamp, callback, max_epochs=schedule.total_epochs, logger=logger)
+        _fit(trainer, module, datamodule, start_checkpoint(cfg, out_dir, stamp, trainer.world_size))
+        tracking.log_run_end(loggers, pd.DataFrame(callback.rows), callback.masks, module.model, out_dir)
+    except BaseException:
+        tracking.finish(loggers, failed=True)
+        raise
+    tracking.finish(loggers, failed=False)
     log.info("results: %s", out_dir / "results.csv")
     return RunResult(pd.DataFrame(callback.rows), module, callback.masks)

@@ -36,13 +36,14 @@ def failure(err: BaseException) -> dict:
 
 
 def _record(run_dir: Path, job_dir: Path, status: dict, skipped: bool = False) -> None:
-    """Write the run's status where it lives, and the job's (status, results, run folder) in the Hydra folder."""
+    """Write the run's status where it lives, and the job's (status, tables, run folder) in the Hydra folder."""
     if not skipped:
         store.write_status(run_dir, status)
     if run_dir != job_dir or skipped:
         store.write_status(job_dir, {**status, "skipped": skipped, "run_dir": str(run_dir)})
-    if run_dir != job_dir and (run_dir / "results.csv").is_file():
-        shutil.copyfile(run_dir / "results.csv", job_dir / "results.csv")
+    if run_dir != job_dir:
+        for table in run_dir.glob("*.csv"):  # results.csv, layer_sparsity.csv: what the sweep comparison reads
+            shutil.copyfile(table, job_dir / table.name)
 
 
 def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:

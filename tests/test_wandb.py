@@ -1,0 +1,179 @@
+"""W&B per run: what lands in the offline run files, and that W&B can never break a run."""
+
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+import wandb
+
+from prunelab import compare, gather, report, tracking
+from prunelab.config import build
+from prunelab.pruning.masks import count_parameters
+from prunelab.pruning.pruner import UnstructuredPruner
+from prunelab.run import load_dense, run
+from tests.conftest import TINY, compose_config
+from tests.fakes import fake_results, wandb_run_dirs, wandb_run_file
+
+WANDB = [*TINY, "logger=wandb"]
+QUICK = [*WANDB, "schedule.pretrain_epochs=1", "schedule.targets=[0.5]"]  # 2 stages: enough for the fallbacks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads; on a busy machine they only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def wandb_run(tmp_path_factory):
+    """One TINY run logged to W&B offline, with the final model as an artifact."""
+    out = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_SILENT", "true")
+        run(compose_config(*WANDB, "logger.mode=offline", "logger.log_model=true", "logger.tags=[paper]"), out)
+    wandb.teardown()  # waits until W&B has written everything down
+    (run_dir,) = wandb_run_dirs(out)
+    return out, run_dir, wandb_run_file(run_dir)
+
+
+def test_run_is_named_and_tagged_from_its_config(wandb_run):
+    _, _, logged = wandb_run
+    assert logged["run"].display_name == "magnitude-digits_cnn-digits-s0"
+    assert logged["run"].job_type == "magnitude"
+    assert set(logged["run"].tags) == {"magnitude", "digits_cnn", "digits", "iterative", "seed=0", "paper"}
+    assert logged["run"].run_group == "", "a single run belongs to no sweep"
+    config = {item.key: json.loads(item.value_json) for item in logged["run"].config.update}
+    assert config["method"] == "magnitude" and config["family"] == "magnitude" and config["seed"] == 0
+    assert logged["exit"] is not None and logged["exit"].exit_code == 0
+
+
+def test_stage_metrics_equal_results_csv(wandb_run):
+    out, _, logged = wandb_run
+    results = pd.read_csv(out / "results.csv")
+    stages = pd.DataFrame([{k.removeprefix("stage/"): v for k, v in row.items() if k.startswith("stage/")}
+                           for row in logged["history"] if "stage/stage" in row])
+    numeric = results.select_dtypes("number").columns
+    assert len(stages) == len(results) == 3
+    assert stages[numeric].to_numpy() == pytest.approx(results[numeric].to_numpy())
+
+
+def test_curve_table_equals_results_csv(wandb_run):
+    out, run_dir, logged = wandb_run
+    (row,) = [r for r in logged["history"] if "curve/table/path" in r]
+    assert row["curve/test_acc_vs_sparsity_table/_type"] == "table-file"  # the line plot's data
+    table = json.loads((run_dir / "files" / row["curve/table/path"]).read_text())
+    curve = pd.DataFrame(table["data"], columns=table["columns"])
+    pd.testing.assert_frame_equal(curve, pd.read_csv(out / "results.csv"), check_dtype=False)
+
+
+def test_summary_scalars_and_layer_sparsity_are_the_runs_scores(wandb_run):
+    out, _, logged = wandb_run
+    scores = compare.run_summary(pd.read_csv(out / "results.csv"))
+    assert {k: logged["summary"][f"summary/{k}"] for k in scores} == pytest.approx(scores)
+    assert {"dense_acc", "final_acc", "sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(scores)
+    layers = pd.read_csv(out / "layer_sparsity.csv")
+    assert {f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])} == pytest.approx(
+        {k: v for k, v in logged["summary"].items() if k.startswith("layer_sparsity/")})
+
+
+def test_log_model_uploads_the_final_pruned_weights(wandb_run):
+    out, run_dir, logged = wandb_run
+    (artifact,) = [a for a in logged["artifacts"] if a.type == "model"]
+    assert artifact.name == f"model-{run_dir.name.split('-')[-1]}" and "final" in artifact.aliases
+    assert [entry.path for entry in artifact.manifest.contents] == ["model.pt"]
+    model = build(compose_config().model)
+    load_dense(model, str(out / "model.pt"))
+    assert count_parameters(model)[1] == pd.read_csv(out / "results.csv")["nonzero_params"].iloc[-1]
+
+
+def test_unreachable_wandb_server_falls_back_to_offline(tmp_path, monkeypatch, caplog):
+    for name, value in {"WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40,
+                        "WANDB_INIT_TIMEOUT": "3"}.items():
+        monkeypatch.setenv(name, value)
+    wandb.teardown()  # W&B reads its environment once per process
+    try:
+        out = run(compose_config(*QUICK), tmp_path)
+    finally:
+        wandb.teardown()
+    assert "could not start the run in online mode" in caplog.text and "127.0.0.1:9" in caplog.text
+    assert "wandb sync" in caplog.text
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert results["stage"].tolist() == [0, 1] and out.results["test_acc"].tolist() == results["test_acc"].tolist()
+    (offline,) = wandb_run_dirs(tmp_path)
+    assert wandb_run_file(offline)["summary"]["summary/final_acc"] == pytest.approx(results["test_acc"].iloc[-1])
+
+
+def test_wandb_failing_mid_run_does_not_stop_the_run(tmp_path, monkeypatch, caplog):
+    def broken(self, *args, **kwargs):
+        raise ConnectionResetError("the W&B service went away")
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", broken)
+    out = run(compose_config(*QUICK), tmp_path)
+    assert out.results["stage"].tolist() == [0, 1]
+    assert pd.read_csv(tmp_path / "results.csv")["stage"].tolist() == [0, 1]
+    assert "W&B failed mid-run" in caplog.text and "wandb sync" in caplog.text
+    assert wandb.run is None, "the W&B run is finished"
+
+
+class FailingPruner(UnstructuredPruner):
+    """Fails at the second pruning step, as a real bug would."""
+
+    def prune(self, model, masks, target, ctx):
+        if target > 0.5:
+            raise RuntimeError("pruning bug")
+        return super().prune(model, masks, target, ctx)
+
+
+def test_a_failed_run_is_finished_and_marked_failed_in_wandb(tmp_path):
+    with pytest.raises(RuntimeError, match="pruning bug"):
+        run(compose_config(*WANDB, "schedule.pretrain_epochs=1", "pruning._target_=tests.test_wandb.FailingPruner"),
+            tmp_path)
+    assert wandb.run is None
+    wandb.teardown()
+    (run_dir,) = wandb_run_dirs(tmp_path)
+    assert wandb_run_file(run_dir)["exit"].exit_code == 1
+    assert pd.read_csv(tmp_path / "results.csv")["stage"].tolist() == [0, 1], "finished stages are kept"
+
+
+def test_sweep_runs_are_grouped_by_their_sweep_directory():
+    labels = {"method": "snip", "family": "gradient", "model": "resnet20", "dataset": "cifar10",
+              "schedule": "oneshot", "seed": 2}
+    identity = tracking.run_identity(labels, tracking.group_name("multirun/2025-01-01/10-00-00"), tags=["x"])
+    assert identity == {"name": "snip-resnet20-cifar10-s2", "group": "multirun/2025-01-01/10-00-00",
+                        "job_type": "snip", "tags": ["snip", "gradient", "resnet20", "cifar10", "oneshot", "seed=2", "x"]}
+    assert len(tracking.group_name("/" + "a" * 300)) == 128
+
+
+# -- the W&B API path of prunelab-report, with fake API runs ------------------------------------------
+def fake_api_run(results: pd.DataFrame, state="finished", job_type=None, run_id="abc"):
+    method, seed = results["method"].iloc[0], int(results["seed"].iloc[0])
+    config = {"pruning": {"name": method, "family": "magnitude", "scope": "global"}, "model": {"name": "mlp"},
+              "dataset": {"name": "digits", "seed": seed}, "schedule": {"name": "iterative", "targets": [0.5, 0.8]},
+              "seed": seed}
+    stage_rows = [{f"stage/{k}": v for k, v in row.items() if isinstance(v, (int, float))}
+                  for row in results.to_dict("records")]
+    history = [{"train/loss": 1.0, "stage/stage": None}, *stage_rows]
+    summary = {"summary/final_acc": 0.7, "layer_sparsity/fc1.weight": 0.75, "layer_sparsity/fc2.weight": 0.9}
+    return SimpleNamespace(state=state, job_type=job_type or method, path=["me", "prunelab", run_id], config=config,
+                           summary=summary, scan_history=lambda: iter(history))
+
+
+def test_wandb_api_runs_become_the_same_results_rows():
+    results = [fake_results("magnitude", seed, [0.9, 0.8 - seed / 100, 0.7]) for seed in (0, 1)]
+    runs = [fake_api_run(r, run_id=f"r{i}") for i, r in enumerate(results)]
+    runs += [fake_api_run(results[0], job_type="summary", run_id="summary"),
+             fake_api_run(results[0], state="crashed", run_id="crashed"),
+             fake_api_run(results[0].iloc[:2], run_id="short")]
+    kept, skipped = report.wandb_runs(runs)
+    assert [r.id for r in kept] == ["me/prunelab/r0", "me/prunelab/r1"]
+    assert dict(skipped) == {"me/prunelab/crashed": "W&B state crashed", "me/prunelab/short": "incomplete: 2 of 3 stages"}
+    pd.testing.assert_frame_equal(kept[0].results[results[0].columns], results[0], check_dtype=False)
+    assert kept[0].layers["sparsity"].tolist() == [0.75, 0.9]
+    sweep = gather.build_sweep(kept, skipped)
+    assert sweep.runs["series"].unique().tolist() == ["magnitude"], "seeds aside, the two runs are one series"
+    assert compare.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])
