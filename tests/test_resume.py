@@ -109,7 +109,7 @@ def test_sigkill_in_the_middle_of_fine_tuning_then_the_same_command_finishes_the
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     log = (tmp_path / "second" / "cli.log").read_text()
-    assert f"{killed_at} epochs done" in log and "dense model: training" not in log
+    assert f"after epoch {killed_at}\n" in log and "dense model: training" not in log
     resumed = pd.read_csv(tmp_path / "second" / "results.csv")
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMES), reference.results.drop(columns=TIMES),
                                   check_dtype=False)

@@ -85,7 +85,7 @@ def _trainer(cfg: DictConfig, out_dir: Path, stamp: resume.Stamp, callback: Prun
 def _fit(trainer, module, datamodule, start: Path | None) -> None:
     if start is not None:
         done = torch.load(start, weights_only=True, mmap=True)["epoch"] + 1
-        log.info("continuing from %s: %d epochs done", start, done)
+        log.info("continuing from %s after epoch %d", start, done)
     trainer.fit(module, datamodule=datamodule, ckpt_path=start, weights_only=True)
 
 

@@ -16,10 +16,10 @@ from typing import Literal, Union
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 
+from prunelab.config import LABELS
 from prunelab.errors import ConfigError
 
 GROUPS = ("model", "dataset", "pruning", "schedule")
-from prunelab.config import LABELS  # keys a group node carries beside its target's arguments
 SEQUENCES = (list, tuple, collections.abc.Sequence)
 
 

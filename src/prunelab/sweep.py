@@ -36,14 +36,15 @@ def failure(err: BaseException) -> dict:
 
 
 def _record(run_dir: Path, job_dir: Path, status: dict, skipped: bool = False) -> None:
-    """Write the run's status where it lives, and the job's (status, results, masks, run folder) in the Hydra folder."""
+    """Write the run's status where it lives, and the job's (status, tables, masks, run folder) in the Hydra folder."""
     if not skipped:
         store.write_status(run_dir, status)
     if run_dir != job_dir or skipped:
         store.write_status(job_dir, {**status, "skipped": skipped, "run_dir": str(run_dir)})
-    for name in ("results.csv", "masks.pt"):  # what later jobs and the comparison read from the Hydra folder
-        if run_dir != job_dir and (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, job_dir / name)
+    if run_dir != job_dir:  # what later jobs and the sweep comparison read from the Hydra folder
+        for name in [*(p.name for p in run_dir.glob("*.csv")), "masks.pt"]:
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, job_dir / name)
 
 
 def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
