@@ -17,6 +17,7 @@ TINY = [
     "schedule.targets=[0.5,0.8]",
     "trainer.enable_progress_bar=false",
     "logger=none",
+    "save_model=false",
 ]
 
 
