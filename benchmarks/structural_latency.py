@@ -2,10 +2,10 @@
 
 ResNet-18 and MobileNetV2 (torchvision, random weights, 224x224) lose 50% of their channels
 (pruning=l1_filter: layer scope, channels removed); the dense and pruned models are timed at batch
-sizes 1 and 32 on 2 CPU threads: the median of `--repeats` forward passes after `--warmup` untimed ones,
+sizes 1 and 32 on 2 CPU threads (`--threads`): the median of `--repeats` forward passes after `--warmup` untimed ones,
 dense and pruned passes alternating so that a change in machine load affects both.
 
-    python benchmarks/structural_latency.py [--repeats 7] [--warmup 2]
+    python benchmarks/structural_latency.py [--repeats 7] [--warmup 2] [--threads 2]
 """
 
 import argparse
@@ -48,8 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (on a busy machine 1 is steadier)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} alternating "
           f"passes after {args.warmup} warm-up passes\n")

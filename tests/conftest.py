@@ -19,6 +19,7 @@ TINY = [
     "schedule.targets=[0.5,0.8]",
     "trainer.enable_progress_bar=false",
     "logger=none",
+    "save_model=false",
 ]
 
 # Small learnable data (4 training batches of 64) for tests of how runs work rather than how well.

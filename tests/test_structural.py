@@ -32,7 +32,8 @@ def l1(**kwargs) -> StructuralPruner:
 def ctx(shape, seed: int = 0, n: int = 3) -> ScoreContext:
     gen = torch.Generator().manual_seed(100 + seed)
     data = [(torch.randn(4, *shape, generator=gen), torch.randint(0, 10, (4,), generator=gen)) for _ in range(n)]
-    return ScoreContext(batches=lambda: data, loss=nn.functional.cross_entropy, generator=torch.Generator().manual_seed(seed))
+    return ScoreContext(batches=lambda: data, loss=nn.functional.cross_entropy,
+                        generator=torch.Generator().manual_seed(seed))
 
 
 def macs(model, shape) -> int:
@@ -221,7 +222,7 @@ def assert_saved_model_round_trips(model, out_dir, shape):
 
 @pytest.mark.parametrize("method", STRUCTURAL)
 def test_every_structural_method_runs_end_to_end_on_digits(method, tmp_path):
-    out = run(compose_config(*TINY, f"pruning={method}"), tmp_path)
+    out = run(compose_config(*TINY, f"pruning={method}", "save_model=true"), tmp_path)
     df = pd.read_csv(tmp_path / "results.csv")
     assert df["stage"].tolist() == [0, 1, 2] and df["target_sparsity"].tolist() == [0.0, 0.5, 0.8]
     assert df["params"].is_monotonic_decreasing and df["macs"].is_monotonic_decreasing
@@ -229,6 +230,8 @@ def test_every_structural_method_runs_end_to_end_on_digits(method, tmp_path):
     assert df["sparsity"].tolist() == pytest.approx((1 - df["params"] / df["params"][0]).tolist())
     assert df["theoretical_speedup"].iloc[-1] == pytest.approx(df["macs"][0] / df["macs"].iloc[-1])
     assert (df["latency_ms"] > 0).all() and df["val_acc"].between(0, 1).all()
+    optimized = {id(p) for group in out.module.trainer.optimizers[0].param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in out.module.model.parameters()}, "the optimizer must hold the new parameters"
     layers = pd.read_csv(tmp_path / "layer_sparsity.csv")
     assert len(layers) == 3 * 5 and layers.groupby("stage")["params"].sum().is_monotonic_decreasing
     assert_saved_model_round_trips(out.module.model, tmp_path, (1, 8, 8))
@@ -238,7 +241,7 @@ def test_every_structural_method_runs_end_to_end_on_digits(method, tmp_path):
 
 def test_oneshot_removal_starts_every_stage_from_the_dense_model(tmp_path):
     cfg = compose_config(*TINY, "pruning=l1_filter", "schedule=oneshot", "pruning.scope=global",
-                         "pruning.round_to=4", "pruning.max_layer_ratio=0.7")
+                         "pruning.round_to=4", "pruning.max_layer_ratio=0.7", "save_model=true")
     out = run(cfg, tmp_path)
     df = out.results
     assert df["sparsity"].iloc[-1] > df["sparsity"].iloc[1] > 0.4
@@ -248,7 +251,7 @@ def test_oneshot_removal_starts_every_stage_from_the_dense_model(tmp_path):
 
 
 def test_masked_channels_stay_zero_through_fine_tuning(tmp_path):
-    out = run(compose_config(*TINY, "pruning=l1_filter", "pruning.remove=false"), tmp_path)
+    out = run(compose_config(*TINY, "pruning=l1_filter", "pruning.remove=false", "save_model=true"), tmp_path)
     df = out.results
     assert (df["params"] == df["params"][0]).all() and (df["macs"] == df["macs"][0]).all()
     assert df["nonzero_macs"].is_monotonic_decreasing and df["theoretical_speedup"].iloc[-1] > 10
@@ -266,10 +269,10 @@ def test_two_ddp_ranks_remove_the_same_channels(tmp_path):
 
     from tests.conftest import ROOT
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "prunelab", *TINY, "pruning=taylor_channel", "+trainer.strategy=ddp",
-           "trainer.devices=2", f"hydra.run.dir={tmp_path}"]
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, timeout=900)
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "prunelab", *TINY, "save_model=true", "pruning=taylor_channel",
+           "+trainer.strategy=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path}"]
+    subprocess.run(cmd, env={**os.environ, "PYTHONPATH": path}, cwd=ROOT, check=True, capture_output=True, timeout=900)
     stages = [[re.sub(r"^\[.*?\]", "", line) for line in (tmp_path / log).read_text().splitlines() if "stage " in line]
               for log in ("cli.log", "train_ddp_process_1.log")]
     assert len(stages[0]) == 3 and stages[0] == stages[1], "ranks disagree on sparsity or accuracy"

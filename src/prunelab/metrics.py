@@ -111,15 +111,16 @@ class Meter:
     """
 
     def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3):
-        for key, value, least in [("latency_batch_size", latency_batch_size, 1), ("latency_repeats", latency_repeats, 1),
-                                  ("latency_warmup", latency_warmup, 0)]:
+        settings = [("latency_batch_size", latency_batch_size, 1), ("latency_repeats", latency_repeats, 1),
+                    ("latency_warmup", latency_warmup, 0)]
+        for key, value, least in settings:
             if value < least:
-                raise ConfigError(f"metrics.{key}", f"must be >= {least}, got {value}", f"set it to {max(least, 1)} or more")
+                raise ConfigError(f"metrics.{key}", f"must be >= {least}, got {value}", f"set it to {least} or more")
         self.batch_size, self.repeats, self.warmup = latency_batch_size, latency_repeats, latency_warmup
 
     def measure(self, model: nn.Module, input_shape: Sequence[int], params: int, nonzero: int,
                 dense: dict | None) -> tuple[dict, dict[str, LayerCost]]:
-        """(results columns, per-layer costs) of `model`; `dense` is the dense stage's results row (None: this is it)."""
+        """(results columns, per-layer costs) of `model`; `dense`: the dense stage's row (None: this is it)."""
         device = next(model.parameters()).device
         costs = layer_costs(model, torch.zeros(1, *input_shape, device=device))
         macs = sum(c.macs for c in costs.values())

@@ -146,12 +146,7 @@ class StructuralPruner:
             self.history = meta.DG.pruning_history()
             new = {}
         else:
-            new = removal_masks(model, groups)
-            for name, mask in masks.items():
-                if name in new and new[name].shape == mask.shape:
-                    new[name] &= mask.to(new[name].device)
-                elif not mask.all() and name in dict(model.named_parameters()):
-                    new[name] = mask
+            new = _keep_masked(model, removal_masks(model, groups), masks)
         model.zero_grad(set_to_none=True)
         return new
 
@@ -202,6 +197,17 @@ class StructuralPruner:
         meta.per_step_pruning_ratio = [0.0, ratio]
         meta.per_step_head_pruning_ratio = [0.0, head_ratio]
         meta.reset()
+
+
+def _keep_masked(model: nn.Module, new: Masks, old: Masks) -> Masks:
+    """`new` with what `old` masked still masked (entries of parameters that still exist)."""
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    for name, mask in old.items():
+        if name in new and new[name].shape == mask.shape:
+            new[name] &= mask.to(new[name].device)
+        elif not mask.all() and shapes.get(name) == mask.shape:
+            new[name] = mask
+    return new
 
 
 def _check(importance, scope, max_layer_ratio, round_to, num_batches, bn_l1) -> None:
