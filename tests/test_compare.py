@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -165,7 +166,8 @@ def test_multirun_writes_the_comparison_files(multirun):
 
 
 def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
-    runs = [wandb_run_file(d) for run_dir in sorted(multirun.glob("*_s*")) for d in wandb_run_dirs(run_dir)]
+    stored = [Path(json.loads((job / "status.json").read_text())["run_dir"]) for job in multirun.glob("*_s*")]
+    runs = [wandb_run_file(d) for run_dir in stored for d in wandb_run_dirs(run_dir)]
     assert len(runs) == 4
     group = str(multirun.relative_to(multirun.parents[2]))  # the sweep dir as configured: multirun/<date>/<time>
     assert {r["run"].run_group for r in runs} == {group}

@@ -76,7 +76,7 @@ def test_summary_scalars_and_layer_sparsity_are_the_runs_scores(wandb_run):
     scores = compare.run_summary(pd.read_csv(out / "results.csv"))
     assert {k: logged["summary"][f"summary/{k}"] for k in scores} == pytest.approx(scores)
     assert {"dense_acc", "final_acc", "sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(scores)
-    layers = pd.read_csv(out / "layer_sparsity.csv")
+    layers = gather.final_layers(pd.read_csv(out / "layer_sparsity.csv"))
     assert {f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])} == pytest.approx(
         {k: v for k, v in logged["summary"].items() if k.startswith("layer_sparsity/")})
 

@@ -17,7 +17,7 @@ from prunelab.callback import PruningCallback
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.export import save_model
-from prunelab.gather import method_family
+from prunelab.gather import final_layers, method_family
 from prunelab.metrics import Meter
 from prunelab.module import ClassificationModule
 from prunelab.pruning.masks import Masks
@@ -130,7 +130,8 @@ def run(cfg: DictConfig, out_dir: Path) -> RunResult:
         if cfg.save_model and trainer.is_global_zero:
             save_model(out_dir, module.model, callback.masks, config, datamodule.input_shape,
                        getattr(callback.pruner, "history", []))
-        tracking.log_run_end(loggers, pd.DataFrame(callback.rows), callback.masks, module.model, out_dir)
+        layers = final_layers(pd.DataFrame(callback.layer_rows)) if callback.layer_rows else None
+        tracking.log_run_end(loggers, pd.DataFrame(callback.rows), layers, module.model, out_dir)
     except BaseException:
         tracking.finish(loggers, failed=True)
         raise

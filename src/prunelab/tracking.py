@@ -12,7 +12,6 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 from typing_extensions import override
 
-from prunelab.pruning.masks import Masks, layer_sparsity
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +82,13 @@ def _log_layer_table(run, stage: int, rows: list[dict]) -> None:
     run.log({f"layers/stage_{stage}": wandb.Table(dataframe=pd.DataFrame(rows))})
 
 
-def layer_table(masks: Masks) -> pd.DataFrame:
-    """Per prunable weight: its size and the fraction of it pruned."""
-    return pd.DataFrame({"layer": list(masks), "params": [m.numel() for m in masks.values()],
-                         "sparsity": list(layer_sparsity(masks).values())})
-
-
-def log_run_end(loggers: list[Logger], results: pd.DataFrame, masks: Masks | None, model: nn.Module,
+def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
                 out_dir: Path) -> None:
     """At the end of a run, in W&B: the run's summary scalars (see `compare.run_summary`), the final
-    per-layer sparsity table and plot and, with `logger.log_model`, the model."""
+    stage's per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and
+    `layer_sparsity/<layer>` scalars and, with `logger.log_model`, the model."""
     from prunelab.compare import run_summary
 
-    layers = layer_table(masks) if masks is not None else None
     summary = {f"summary/{k}": v for k, v in run_summary(results).items()}
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
@@ -108,7 +101,7 @@ def log_run_end(loggers: list[Logger], results: pd.DataFrame, masks: Masks | Non
 def _log_layers(run, layers: pd.DataFrame) -> None:
     import wandb
 
-    table = wandb.Table(dataframe=layers)
+    table = wandb.Table(dataframe=layers.drop(columns="stage", errors="ignore"))
     run.log({"layers/table": table, "layers/sparsity": wandb.plot.bar(table, "layer", "sparsity",
                                                                      title="final sparsity per layer")})
     run.summary.update({f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])})
