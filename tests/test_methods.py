@@ -1,11 +1,14 @@
 """Every pruning option runs end to end on digits; the methods' settings are checked before training."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from prunelab.errors import ConfigError
 from prunelab.run import prepare, run
-from tests.conftest import CONF, TINY, compose_config, options
+from tests.conftest import CONF, TINY, cli, compose_config, options
 
 # Structural methods reach channel ratios, not exact weight counts: tests/test_structural.py runs them.
 UNSTRUCTURED = [m for m in options("pruning")
@@ -20,6 +23,22 @@ def test_every_unstructured_option_reaches_its_targets_end_to_end(method, tmp_pa
     assert df["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
     assert df["test_acc"].between(0, 1).all()
     assert out.results["nonzero_params"].is_monotonic_decreasing
+
+
+def test_every_option_runs_through_the_cli_and_writes_a_full_curve(tmp_path):
+    methods = options("pruning")
+    proc = cli("-m", f"pruning={','.join(methods)}", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+               store=tmp_path / "store")
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"sweep of {len(methods)} runs: {len(methods)} ran, 0 skipped, 0 failed" in out + err
+    curves = {}
+    for job in (tmp_path / "sweep").glob("*_s0"):
+        assert json.loads((job / "status.json").read_text())["status"] == "done"
+        df = pd.read_csv(Path(job / "results.csv"))
+        curves[df["method"].iloc[0]] = df["target_sparsity"].tolist()
+    assert curves == {m: [0.0, 0.5, 0.8] for m in methods}
+    assert (tmp_path / "sweep" / "comparison.csv").is_file()
 
 
 @pytest.mark.parametrize("method", ["snip", "synflow"])

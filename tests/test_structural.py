@@ -1,6 +1,12 @@
 """Structural pruning: real channel removal on many architectures, masks that match it, targets, saving."""
 
 import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +25,7 @@ from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import apply_masks
 from prunelab.pruning.structural import StructuralPruner, accumulate_gradients
 from prunelab.run import prepare, run
-from tests.conftest import CONF, TINY, compose_config
+from tests.conftest import CONF, ROOT, TINY, compose_config
 
 STRUCTURAL = sorted(p.stem for p in (CONF / "pruning").glob("*.yaml")
                     if OmegaConf.load(p)["_target_"].endswith("StructuralPruner"))
@@ -262,13 +268,6 @@ def test_masked_channels_stay_zero_through_fine_tuning(tmp_path):
 
 @pytest.mark.slow
 def test_two_ddp_ranks_remove_the_same_channels(tmp_path):
-    import os
-    import re
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     path = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "prunelab", *TINY, "save_model=true", "pruning=taylor_channel",
            "+trainer.strategy=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path}"]
@@ -277,4 +276,5 @@ def test_two_ddp_ranks_remove_the_same_channels(tmp_path):
               for log in ("cli.log", "train_ddp_process_1.log")]
     assert len(stages[0]) == 3 and stages[0] == stages[1], "ranks disagree on sparsity or accuracy"
     df = pd.read_csv(tmp_path / "results.csv")
-    assert df["macs"].is_monotonic_decreasing and (tmp_path / PROGRAM).is_file()
+    run_dir = Path(json.loads((tmp_path / "status.json").read_text())["run_dir"])
+    assert df["macs"].is_monotonic_decreasing and (run_dir / PROGRAM).is_file()
