@@ -1,13 +1,17 @@
 """Fine-tuning overhead: a prunelab epoch against a plain PyTorch loop doing the same work,
 and a 90%-sparse prunelab epoch (masks kept) against a dense one.
 
-    python benchmarks/finetune_overhead.py [--repeats 5] [--epochs 2]
+    python benchmarks/finetune_overhead.py [--repeats 5] [--epochs 2] [--case "LeNet-300-100 / MNIST"]
 
 Prints per-case medians over `--repeats` interleaved repetitions and the ratios.
 """
 
 import argparse
 import copy
+import os
+import tempfile
+import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -17,10 +21,13 @@ from common import config, median, threads, timed
 from prunelab.config import build
 from prunelab.run import prepare
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 CASES = {
-    "LeNet-300-100 / MNIST": ["model=lenet_300_100", "dataset=mnist", "dataset.download=false"],
+    "LeNet-300-100 / MNIST": ["model=lenet_300_100", "dataset=mnist", "dataset.download=false",
+                              f"dataset.data_dir={os.environ.get('PRUNELAB_DATA', SHARED_DATA)}"],
     "ResNet-20 / synthetic 3x32x32": ["model=resnet20", "dataset=synthetic", "dataset.input_shape=[3,32,32]",
-                                      "dataset.num_samples=5000"],
+                                      "dataset.num_samples=2560"],
 }
 
 
@@ -31,11 +38,9 @@ class EpochTimer(pl.Callback):
         self.times, self._start = [], 0.0
 
     def on_train_epoch_start(self, trainer, pl_module):
-        import time
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        import time
         self.times.append(time.perf_counter() - self._start)
 
 
@@ -61,13 +66,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     args = parser.parse_args()
     threads()
-    import tempfile
-    from pathlib import Path
-
     print(f"{'case':32} {'plain s/epoch':>14} {'prunelab dense':>15} {'ratio':>6} {'90% sparse':>11} {'ratio':>6}")
     for name, overrides in CASES.items():
+        if args.case not in ("all", name):
+            continue
         cfg = config(*overrides, "logger=none", f"schedule.pretrain_epochs={args.epochs}",
                      f"schedule.finetune_epochs={args.epochs + 1}", "schedule.targets=[0.9]")
         plain, dense, sparse = [], [], []
