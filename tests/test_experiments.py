@@ -1,7 +1,9 @@
 """Every experiment preset (conf/experiment -> experiments/) runs end to end on a tiny budget."""
 
+import pandas as pd
 import pytest
 
+from experiments import analyse
 from prunelab.run import run
 from tests.conftest import compose_config, options
 
@@ -52,3 +54,41 @@ def test_presets_read_real_mnist_from_the_shared_data_by_default():
     for name in options("experiment"):
         cfg = compose_config(f"+experiment={name}")
         assert cfg.dataset.name == "mnist" and cfg.dataset.download is False
+
+
+def rows(method, seed, targets, accs, schedule="iterative", **columns):
+    """A run's results rows as gathered: stage 0 dense, then one row per target."""
+    n = len(targets) + 1
+    return pd.DataFrame({"run": f"{method}-{schedule}-{seed}", "series": method, "family": method, "method": method,
+                         "schedule": schedule, "seed": seed, "stage": range(n), "epoch": range(1, n + 1),
+                         "target_sparsity": [0.0, *targets], "test_acc": accs, **columns})
+
+
+@pytest.mark.parametrize("pruned_acc, passes", [(0.9846, True), (0.9834, False)])
+def test_han2015_criterion_is_the_pruned_error_against_dense_plus_a_tenth_of_a_point(pruned_acc, passes):
+    runs = pd.concat([rows("magnitude", s, [0.92], [0.985, pruned_acc], compression=[1.0, 12.0]) for s in (0, 1)],
+                     ignore_index=True)
+    layers = pd.DataFrame({"stage": 1, "layer": ["1.weight", "3.weight", "5.weight"], "sparsity": [0.92, 0.91, 0.74]})
+    dense_err, gap, compression = analyse.han2015(runs, layers)
+    assert dense_err.passed and compression.passed and gap.passed is passes
+    assert "8.0% / 9.0% / 26.0%" in compression.value
+
+
+def test_layer_collapse_criteria_read_empty_layers_and_the_first_compression():
+    targets = [1 - 10 ** -0.5, 0.9]
+    runs = pd.concat([
+        rows("magnitude", 0, targets, [0.1, 0.96, 0.11], empty_layers=[0, 0, 1]),
+        rows("synflow", 0, targets, [0.1, 0.958, 0.9], empty_layers=[0, 0, 0]),
+        rows("random", 0, targets, [0.1, 0.957, 0.8], empty_layers=[0, 0, 0]),
+    ], ignore_index=True)
+    random_close, synflow, magnitude = analyse.layer_collapse(runs, pd.DataFrame())
+    assert random_close.passed and synflow.passed and magnitude.passed
+    assert "from 10^1.0 on" in magnitude.value
+    worse = runs.assign(test_acc=runs["test_acc"].where(runs["method"] != "random", 0.95))
+    assert not analyse.layer_collapse(worse, pd.DataFrame())[0].passed
+
+
+def test_analysis_of_the_tiny_lottery_run_writes_its_figure(ticket, tmp_path, capsys):
+    analyse.main(["lottery", str(ticket.parent), "--figure", str(tmp_path / "lottery.png")])
+    out = capsys.readouterr().out
+    assert "ticket >= dense at ~21%" in out and (tmp_path / "lottery.png").stat().st_size > 10_000

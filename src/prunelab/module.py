@@ -41,6 +41,14 @@ class ClassificationModule(pl.LightningModule):
         self.num_classes = num_classes
         self.stage_epochs, self.lr_scale = 1, 1.0
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets `_current_fx_name` around every hook call, ~50 times a step; nn.Module's
+        # __setattr__ checks cost ~10% of a small model's step, and a hook name is never a parameter.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def set_stage(self, epochs: int, lr_scale: float = 1.0) -> None:
         """Length (epochs) and LR scale of the stage that `configure_optimizers` builds for."""
         self.stage_epochs, self.lr_scale = epochs, lr_scale

@@ -1,0 +1,143 @@
+"""Check a paper experiment's pass criteria on its finished sweep and draw its figure.
+
+    python experiments/analyse.py han2015 multirun/<date>/<time> [--figure experiments/han2015.png]
+
+Prints our numbers (mean ± sample std over seeds, n seeds) and each criterion with pass or fail, as
+in experiments/README.md. The figure is the sweep's comparison figure (`prunelab.compare`) without
+the stage-0 rows of runs pruned at initialisation (the untrained network).
+"""
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from prunelab import compare, gather
+
+LOTTERY_SERIES = {"lottery": "ticket", "lottery_reinit": "random re-init"}
+
+
+@dataclass
+class Check:
+    criterion: str
+    value: str
+    passed: bool
+
+    def __post_init__(self):
+        self.passed = bool(self.passed)
+
+
+def mean_std(values: pd.Series, scale: float = 100) -> str:
+    v = scale * values
+    return f"{v.mean():.2f} ± {v.std():.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+
+
+def at_target(runs: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Each run's row at the stage whose target is closest to `target`."""
+    rows = runs.loc[(runs["target_sparsity"] - target).abs().groupby(runs["run"]).idxmin()]
+    return rows.set_index("seed").sort_index()
+
+
+def dense(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["stage"] == 0].set_index("seed").sort_index()
+
+
+def han2015(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Dense error <= 2.0%; pruned error <= dense + 0.1 point (mean over seeds); 11x-13x."""
+    d, last = dense(runs), runs.loc[runs.groupby("run")["stage"].idxmax()].set_index("seed").sort_index()
+    d_err, p_err = 1 - d["test_acc"], 1 - last["test_acc"]
+    kept = 1 - gather.final_layers(layers).groupby("layer", sort=False)["sparsity"].mean()
+    gap = 100 * (p_err - d_err)
+    return [
+        Check("dense error <= 2.0%", f"{mean_std(d_err)}%", d_err.mean() <= 0.02),
+        Check("pruned error <= dense + 0.1 point", f"{mean_std(p_err)}% (+{gap.mean():.2f} ± {gap.std():.2f}; "
+              f"per seed {', '.join(f'{g:+.2f}' for g in gap)})", gap.mean() <= 0.1),
+        Check("compression 11x-13x", f"{last['compression'].mean():.2f}x, kept per layer "
+              f"{' / '.join(f'{100 * k:.1f}%' for k in kept)}", 11 <= last["compression"].mean() <= 13),
+    ]
+
+
+def snip2019(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """SNIP error <= 2.0% at 95% and <= 2.9% at 98%; SNIP beats random at 98%."""
+    err = {(m, t): 1 - at_target(runs[runs["method"] == m], t)["test_acc"]
+           for m in ("snip", "random") for t in (0.95, 0.98)}
+    return [
+        Check("SNIP error <= 2.0% at 95%", f"{mean_std(err['snip', 0.95])}% (random {mean_std(err['random', 0.95])}%)",
+              err["snip", 0.95].mean() <= 0.02),
+        Check("SNIP error <= 2.9% at 98%", f"{mean_std(err['snip', 0.98])}% (random {mean_std(err['random', 0.98])}%)",
+              err["snip", 0.98].mean() <= 0.029),
+        Check("SNIP beats random at 98%", f"by {100 * (err['random', 0.98].mean() - err['snip', 0.98].mean()):.2f} points",
+              err["snip", 0.98].mean() < err["random", 0.98].mean()),
+    ]
+
+
+def lottery(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Ticket >= dense at ~21% of the weights; >= dense - 0.3 at ~3.6%; ticket - re-init >= 0.3 at ~21%."""
+    ticket, reinit = runs[runs["schedule"] == "lottery"], runs[runs["schedule"] == "lottery_reinit"]
+    d = dense(ticket)["test_acc"]
+    t21, t36 = at_target(ticket, 1 - 0.211)["test_acc"], at_target(ticket, 1 - 0.036)["test_acc"]
+    checks = [
+        Check("ticket >= dense at ~21%", f"dense {mean_std(d)}%, ticket {mean_std(t21)}% "
+              f"({mean_std(t21 - d)} points)", (t21 - d).mean() >= 0),
+        Check("ticket >= dense - 0.3 at ~3.6%", f"ticket {mean_std(t36)}% ({mean_std(t36 - d)} points)",
+              (t36 - d).mean() >= -0.003),
+    ]
+    if not reinit.empty:
+        r21 = at_target(reinit, 1 - 0.211)["test_acc"]
+        r36 = at_target(reinit, 1 - 0.036)["test_acc"]
+        checks.append(Check("ticket - re-init >= 0.3 at ~21%", f"re-init {mean_std(r21)}% at 21%, {mean_std(r36)}% "
+                            f"at 3.6% (ticket ahead by {mean_std(t21 - r21)} at 21%)", (t21 - r21).mean() >= 0.003))
+    return checks
+
+
+def layer_collapse(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Random within 0.5 point of the best at 10^0.5; SynFlow never empties a layer; magnitude empties one."""
+    pruned = runs[runs["stage"] > 0].assign(log_c=lambda r: (-(1 - r["target_sparsity"]).map(math.log10)).round(1))
+    first = pruned[pruned["log_c"] == pruned["log_c"].min()].groupby("method")["test_acc"]
+    best = first.mean().max()
+    per_method = ", ".join(f"{m} {mean_std(a)}%" for m, a in first)
+    collapsed = pruned[(pruned["method"] == "magnitude") & (pruned["empty_layers"] > 0)]
+    where = f"from 10^{collapsed['log_c'].min()} on" if not collapsed.empty else "never"
+    synflow = pruned[pruned["method"] == "synflow"]
+    return [
+        Check("random within 0.5 point of the best at 10^0.5", f"{per_method}; random {100 * (best - first.mean()['random']):.2f} "
+              "below the best", best - first.mean()["random"] <= 0.005),
+        Check("SynFlow never empties a layer", f"{int((synflow['empty_layers'] > 0).sum())} of {len(synflow)} "
+              "masks with an empty layer", bool((synflow["empty_layers"] == 0).all())),
+        Check("magnitude at init empties a layer", f"empty layers {where}", not collapsed.empty),
+    ]
+
+
+EXPERIMENTS = {"han2015": han2015, "snip2019": snip2019, "lottery": lottery, "layer_collapse": layer_collapse}
+
+
+def figure_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The aggregate the figure draws: no untrained stage-0 rows, lottery series named by role."""
+    trained = runs[~((runs["stage"] == 0) & (runs["epoch"] == 0))]
+    if set(trained["schedule"]) & set(LOTTERY_SERIES):
+        trained = trained.assign(series=trained["schedule"].map(LOTTERY_SERIES))
+    return compare.aggregate(trained)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", choices=EXPERIMENTS)
+    parser.add_argument("sweeps", nargs="+", help="sweep or run directories of the experiment")
+    parser.add_argument("--figure", type=Path, help="where to save the figure (png)")
+    args = parser.parse_args(argv)
+    sweep = gather.gather(args.sweeps)  # rows indexed 0..n-1, as the checks expect
+    if sweep.runs.empty:
+        raise SystemExit(f"analyse: no finished runs under {' '.join(args.sweeps)}")
+    seeds = sweep.runs.groupby("series")["seed"].nunique()
+    print(f"{args.experiment}: {', '.join(f'{s} n={n}' for s, n in seeds.items())}")
+    for check in EXPERIMENTS[args.experiment](sweep.runs, sweep.layers):
+        print(f"  {'pass' if check.passed else 'FAIL'}  {check.criterion}: {check.value}")
+    if args.figure:
+        compare.plot_comparison(figure_table(sweep.runs)).savefig(args.figure, dpi=120)
+        print(f"  figure: {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
