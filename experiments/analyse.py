@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     sweep = gather.gather(args.sweeps)  # rows indexed 0..n-1, as the checks expect
     if sweep.runs.empty:
         raise SystemExit(f"analyse: no finished runs under {' '.join(args.sweeps)}")
-    seeds = sweep.runs.groupby("series")["seed"].nunique()
-    print(f"{args.experiment}: {', '.join(f'{s} n={n}' for s, n in seeds.items())}")
+    seeds = sweep.runs.groupby(["method", "schedule"])["seed"].nunique()
+    print(f"{args.experiment}: {', '.join(f'{m} ({s}) n={n}' for (m, s), n in seeds.items())}")
     for check in EXPERIMENTS[args.experiment](sweep.runs, sweep.layers):
         print(f"  {'pass' if check.passed else 'FAIL'}  {check.criterion}: {check.value}")
     if args.figure:
