@@ -1,14 +1,16 @@
 """Fine-tuning overhead: a prunelab epoch against a plain PyTorch loop doing the same work,
 and a 90%-sparse prunelab epoch (masks kept) against a dense one.
 
-    python benchmarks/finetune_overhead.py [--repeats 5] [--epochs 2] [--case "LeNet-300-100 / MNIST"]
+    python benchmarks/finetune_overhead.py [--repeats 5] [--epochs 2] [--case "LeNet-300-100 / MNIST"] [--profile]
 
 Prints per-case medians over `--repeats` interleaved repetitions and the ratios.
 """
 
 import argparse
 import copy
+import cProfile
 import os
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +56,14 @@ def prunelab_epochs(cfg, tmp, epochs: int) -> tuple[list[float], list[float]]:
     return timer.times[:epochs], timer.times[epochs + 1:]  # skip the first fine-tune epoch (it prunes)
 
 
+def profile(cfg, top: int = 25) -> None:
+    """cProfile of one prunelab run (dense and 90%-sparse epochs): where the time of the loop goes."""
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        profiler.runcall(prunelab_epochs, cfg, Path(tmp), 0)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
 def plain_epoch(model, optimizer, batches) -> None:
     model.train()
     for x, y in batches:
@@ -67,8 +77,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--profile", action="store_true", help="profile one prunelab run of the case instead")
     args = parser.parse_args()
     threads()
+    if args.profile:
+        name = next(iter(CASES)) if args.case == "all" else args.case
+        profile(config(*CASES[name], "logger=none", f"schedule.pretrain_epochs={args.epochs}",
+                       f"schedule.finetune_epochs={args.epochs}", "schedule.targets=[0.9]"))
+        return
     print(f"{'case':32} {'plain s/epoch':>14} {'prunelab dense':>15} {'ratio':>6} {'90% sparse':>11} {'ratio':>6}")
     for name, overrides in CASES.items():
         if args.case not in ("all", name):
