@@ -1,0 +1,35 @@
+"""Every benchmark script runs with its smallest settings and prints its result line (slow: minutes)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+BENCHMARKS = {
+    "data_throughput.py": (["--repeats", "1"], "ratio"),
+    "default_sweep.py": (["--repeats", "1"], "median of 1"),
+    "finetune_overhead.py": (["--repeats", "1", "--epochs", "1", "--case", "LeNet-300-100 / MNIST"], "LeNet-300-100"),
+    "mask_computation.py": (["--repeats", "1"], "same mask: True"),
+    "scoring_cost.py": (["--repeats", "1", "--batches", "1"], "synflow"),
+    "startup.py": (["--repeats", "1"], "total"),
+    "structural_latency.py": (["--repeats", "1", "--warmup", "0"], "mobilenet_v2"),
+    "sweep_reuse.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"], "ratio"),
+}
+
+
+def test_every_benchmark_script_is_listed():
+    assert sorted(BENCHMARKS) == sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "common.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(BENCHMARKS))
+def test_benchmark_runs_with_its_smallest_settings(script):
+    args, expected = BENCHMARKS[script]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expected in proc.stdout
