@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from prunelab import tracking
-from prunelab.metrics import Meter, layer_rows, pruned_fraction
 from prunelab.errors import Diverged
+from prunelab.metrics import Meter, layer_rows, pruned_fraction
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks, sparsity
+from prunelab.pruning.masks import Masks, apply_masks, count_parameters, full_masks
 from prunelab.pruning.surgery import restore_dense, rewrap_ddp
 from prunelab.rewind import Rewinder
 from prunelab.schedule import Schedule
@@ -32,11 +32,12 @@ class PruningCallback(pl.Callback):
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures accuracy before fine-tuning, and rebuilds the optimizer and LR schedule. Pruned
     weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. A pruner may remove channels (new parameter shapes) and may define `dense_penalty(model)`, applied to the
-    gradients during dense training. Each row carries compute metrics measured by `meter`; the
-    dense model is saved as `dense.pt` and per-layer sparsity as `layer_sparsity.csv` beside results.
-    Masks, stage and rows are in the checkpoint (`state_dict`); so is anything else a run needs to continue (add it to `state_dict` and `load_state_dict`). A non-finite
-    training loss stops the run with `Diverged`.
+    weights after it. A pruner may remove channels (new parameter shapes) and may define
+    `dense_penalty(model)`, applied to the gradients during dense training. Each row carries compute
+    metrics measured by `meter`; the dense model is saved as `dense.pt` and per-layer sparsity as
+    `layer_sparsity.csv` beside results. Masks, stage and rows are in the checkpoint (`state_dict`);
+    so is anything else a run needs to continue (add it to `state_dict` and `load_state_dict`).
+    A non-finite training loss stops the run with `Diverged`.
     """
 
     def __init__(self, pruner, schedule: Schedule, run_info: dict, results_path: Path | None = None,
@@ -97,7 +98,7 @@ class PruningCallback(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         loss = pl_module.train_loss()
         if not torch.isfinite(loss):
-            raise Diverged(self.stage, sparsity(self.masks) if self.masks is not None else 0.0, trainer.current_epoch)
+            raise Diverged(self.stage, self._sparsity(pl_module.model), trainer.current_epoch)
 
     def on_train_end(self, trainer, pl_module):
         self._finish_stage(trainer, pl_module)
