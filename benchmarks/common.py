@@ -1,6 +1,9 @@
 """Shared helpers for the benchmarks: timing with medians, composing the real config."""
 
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -8,7 +11,8 @@ from typing import Callable
 import torch
 from hydra import compose, initialize_config_dir
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 
 
 def config(*overrides: str):
@@ -26,6 +30,25 @@ def timed(fn: Callable[[], object]) -> float:
 
 def median(xs) -> float:
     return statistics.median(xs)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall seconds of `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return median([timed(fn) for _ in range(repeats)])
+
+
+def env(**extra: str) -> dict:
+    """This process's environment with this checkout's `src` first on PYTHONPATH, plus `extra`."""
+    path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def prunelab_seconds(args: list[str], cwd: Path, **extra_env: str) -> float:
+    """Wall seconds of `python -m prunelab *args`, interpreter start to exit; fails if the command does."""
+    cmd = [sys.executable, "-m", "prunelab", *args]
+    return timed(lambda: subprocess.run(cmd, cwd=cwd, env=env(**extra_env), check=True, capture_output=True))
 
 
 def threads(n: int = 2) -> None:

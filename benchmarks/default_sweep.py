@@ -9,26 +9,20 @@ fine-tune schedules, the comparison figure and tables and the W&B summary run. P
 """
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from common import median, timed
+from common import median, prunelab_seconds
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ["-m", "pruning=random,magnitude,taylor,l1_filter"]
 
 
 def sweep() -> float:
     """Seconds for the whole command, interpreter start to exit, in a fresh folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "prunelab", *COMMAND, f"store_dir={tmp}/store", f"hydra.sweep.dir={tmp}/sweep",
-               "trainer.enable_progress_bar=false"]
-        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-        return timed(lambda: subprocess.run(cmd, cwd=tmp, env=env, check=True, capture_output=True))
+        return prunelab_seconds([*COMMAND, f"store_dir={tmp}/store", f"hydra.sweep.dir={tmp}/sweep",
+                                 "trainer.enable_progress_bar=false"], cwd=Path(tmp),
+                                WANDB_MODE="offline", WANDB_SILENT="true")
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ Prints per-case medians over `--repeats` interleaved repetitions and the ratios.
 """
 
 import argparse
-import copy
 import cProfile
 import os
 import pstats
@@ -16,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 import torch.nn.functional as F
 
 from common import config, median, threads, timed
@@ -64,6 +62,20 @@ def profile(cfg, top: int = 25) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+def plain_epochs(cfg, epochs: int) -> list[float]:
+    """Seconds per epoch of a plain PyTorch loop over the same model, data order and optimizer as the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, datamodule, module, _ = prepare(cfg, Path(tmp))
+    datamodule.setup("fit")
+    model, times = module.model, []
+    optimizer = module.optimizer_factory(model.parameters())
+    for epoch in range(epochs):
+        loader = datamodule.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        times.append(timed(lambda: plain_epoch(model, optimizer, loader)))
+    return times
+
+
 def plain_epoch(model, optimizer, batches) -> None:
     model.train()
     for x, y in batches:
@@ -97,16 +109,7 @@ def main() -> None:
                 d, s = prunelab_epochs(cfg, Path(tmp), args.epochs)
             dense += d
             sparse += s
-            _, datamodule, module, _ = prepare(cfg, Path(tempfile.mkdtemp()))
-            datamodule.setup("fit")
-            model = copy.deepcopy(module.model)
-            optimizer = build({"_target_": "torch.optim.SGD", **{k: v for k, v in cfg.optimizer.items()
-                                                                if k not in ("_target_", "_partial_")}},
-                              params=model.parameters())
-            for epoch in range(args.epochs):
-                loader = datamodule.train_dataloader()
-                loader.sampler.set_epoch(epoch)
-                plain.append(timed(lambda: plain_epoch(model, optimizer, loader)))
+            plain += plain_epochs(cfg, args.epochs)
         p, d, s = median(plain), median(dense), median(sparse)
         print(f"{name:32} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
 

@@ -8,24 +8,13 @@ Run: PYTHONPATH=src python benchmarks/scoring_cost.py [--batches 4] [--repeats 5
 
 import argparse
 import copy
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from common import median_seconds
 from prunelab.models import CifarResNet
 from prunelab.pruning import SNIP, GraSP, ScoreContext, SynFlow, Taylor, prunable_parameters
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

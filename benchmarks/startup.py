@@ -10,12 +10,14 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from common import median
+from common import env, median
 
 PROBE = r"""
-import json, sys, time, tempfile, os
+import json, sys, time, tempfile
+from pathlib import Path
 t = {"interpreter": time.perf_counter() - float(sys.argv[1])}
 s = time.perf_counter()
 import pytorch_lightning as pl
@@ -27,7 +29,9 @@ sys.path.insert(0, sys.argv[2])
 from common import config
 s = time.perf_counter(); cfg = config("logger=wandb", "trainer.enable_progress_bar=false"); t["config"] = time.perf_counter() - s
 out = tempfile.mkdtemp()
-s = time.perf_counter(); schedule, dm, module, callback = prepare(cfg, __import__("pathlib").Path(out)); dm.setup("fit")
+s = time.perf_counter()
+schedule, dm, module, callback = prepare(cfg, Path(out))
+dm.setup("fit")
 t["data + model"] = time.perf_counter() - s
 s = time.perf_counter()
 logger = build(cfg.logger, save_dir=out, run_config=OmegaConf.to_container(cfg, resolve=True))
@@ -55,12 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = []
     for _ in range(args.repeats):
-        import time
-
-        env_start = str(time.perf_counter())
-        proc = subprocess.run([sys.executable, "-c", PROBE, env_start, str(Path(__file__).parent)],
-                              capture_output=True, text=True, env={**__import__("os").environ, "WANDB_MODE": "offline",
-                                                                   "WANDB_SILENT": "true"})
+        proc = subprocess.run([sys.executable, "-c", PROBE, str(time.perf_counter()), str(Path(__file__).parent)],
+                              capture_output=True, text=True, env=env(WANDB_MODE="offline", WANDB_SILENT="true"))
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if not line:
             sys.exit(proc.stderr[-3000:])

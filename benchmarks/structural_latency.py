@@ -10,13 +10,13 @@ dense and pruned passes alternating so that a change in machine load affects bot
 
 import argparse
 import copy
-import statistics
 
 import torch
 import torch_pruning as tp
 import torchvision
 from torch import nn
 
+from common import median
 from prunelab.metrics import latency_ms, layer_costs
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.structural import StructuralPruner
@@ -41,7 +41,7 @@ def interleaved_ms(a: nn.Module, b: nn.Module, x: torch.Tensor, repeats: int, wa
     latency_ms(a, x, 1, warmup)
     latency_ms(b, x, 1, warmup)
     times = [(latency_ms(a, x, 1, 0), latency_ms(b, x, 1, 0)) for _ in range(repeats)]
-    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
+    return median([t for t, _ in times]), median([t for _, t in times])
 
 
 def main() -> None:

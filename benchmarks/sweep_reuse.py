@@ -9,15 +9,10 @@ P dense and S pruning epochs.
 """
 
 import argparse
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, median, prunelab_seconds
+
 METHODS = ["pruning=magnitude,random", "pruning.scope=global,layer"]
 K = 4
 
@@ -25,14 +20,11 @@ K = 4
 def sweep(cache: bool, args: argparse.Namespace) -> float:
     """Seconds for one 4-run sweep into a fresh store."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "prunelab", "-m", *METHODS, f"cache={str(cache).lower()}",
-               f"store_dir={tmp}/store", f"hydra.sweep.dir={tmp}/sweep", "logger=none",
-               "trainer.enable_progress_bar=false", f"schedule.pretrain_epochs={args.pretrain}",
-               f"schedule.finetune_epochs={args.finetune}", f"schedule.targets=[{args.targets}]"]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-        return time.perf_counter() - start
+        return prunelab_seconds(["-m", *METHODS, f"cache={str(cache).lower()}", f"store_dir={tmp}/store",
+                                 f"hydra.sweep.dir={tmp}/sweep", "logger=none", "trainer.enable_progress_bar=false",
+                                 f"schedule.pretrain_epochs={args.pretrain}",
+                                 f"schedule.finetune_epochs={args.finetune}", f"schedule.targets=[{args.targets}]"],
+                                cwd=ROOT)
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
             print(f"  cache={str(cache).lower()}: {times[cache][-1]:.1f} s", flush=True)
     stages = len(args.targets.split(",")) * args.finetune
     predicted = (args.pretrain + K * stages) / (K * (args.pretrain + stages))
-    reuse, scratch = statistics.median(times[True]), statistics.median(times[False])
+    reuse, scratch = median(times[True]), median(times[False])
     print(f"{K}-method sweep on digits, {args.pretrain} dense + {stages} pruning epochs per run, "
           f"median of {args.repeats}:")
     print(f"  with dense reuse    {reuse:8.1f} s")
