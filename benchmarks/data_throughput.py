@@ -8,10 +8,10 @@ import argparse
 from pathlib import Path
 
 import torch
+from common import median, threads, timed
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from common import median, threads, timed
 from prunelab.data import MNISTDataModule
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

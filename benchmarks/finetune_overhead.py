@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch.nn.functional as F
-
 from common import config, median, threads, timed
+
 from prunelab.config import build
-from prunelab.run import prepare
+from prunelab.runs.run import prepare
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

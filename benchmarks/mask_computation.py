@@ -10,8 +10,8 @@ import copy
 import torch
 import torch.nn.utils.prune as tprune
 import torchvision
-
 from common import median, threads, timed
+
 from prunelab.pruning import Magnitude, ScoreContext, UnstructuredPruner
 from prunelab.pruning.masks import full_masks, prunable_parameters
 

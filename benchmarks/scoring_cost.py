@@ -11,10 +11,17 @@ import copy
 
 import torch
 import torch.nn.functional as F
-
 from common import median_seconds
+
 from prunelab.models import CifarResNet
-from prunelab.pruning import SNIP, GraSP, ScoreContext, SynFlow, Taylor, prunable_parameters
+from prunelab.pruning import (
+    SNIP,
+    GraSP,
+    ScoreContext,
+    SynFlow,
+    Taylor,
+    prunable_parameters,
+)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ t = {"interpreter": time.perf_counter() - float(sys.argv[1])}
 s = time.perf_counter()
 import pytorch_lightning as pl
 from prunelab.config import build
-from prunelab.run import prepare
+from prunelab.runs.run import prepare
 from omegaconf import OmegaConf
 t["imports"] = time.perf_counter() - s
 sys.path.insert(0, sys.argv[2])

@@ -14,12 +14,12 @@ import copy
 import torch
 import torch_pruning as tp
 import torchvision
+from common import median
 from torch import nn
 
-from common import median
-from prunelab.metrics import latency_ms, layer_costs
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.structural import StructuralPruner
+from prunelab.training.meter import latency_ms, layer_costs
 
 SHAPE = (3, 224, 224)
 

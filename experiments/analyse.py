@@ -3,7 +3,7 @@
     python experiments/analyse.py han2015 multirun/<date>/<time> [--figure experiments/han2015.png]
 
 Prints our numbers (mean ± sample std over seeds, n seeds) and each criterion with pass or fail, as
-in experiments/README.md. The figure is the sweep's comparison figure (`prunelab.compare`) without
+in experiments/README.md. The figure is the sweep's comparison figure (`prunelab.analysis.compare`) without
 the stage-0 rows of runs pruned at initialisation (the untrained network).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunelab import compare, gather
+from prunelab.analysis import compare, gather
 
 LOTTERY_SERIES = {"lottery": "ticket", "lottery_reinit": "random re-init"}
 

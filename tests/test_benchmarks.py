@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BENCHMARKS = {
     "data_throughput.py": (["--repeats", "1"], "ratio"),

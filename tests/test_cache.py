@@ -6,13 +6,17 @@ import threading
 import pandas as pd
 import pytest
 
-from prunelab import cache
-from prunelab.run import run
-from tests.conftest import SMALL, TINY, compose_config
+from prunelab.runs import cache
+from prunelab.runs.spec import from_config
+from tests.helpers import SMALL, TINY, compose_config, run
+
+
+def spec(*overrides: str):
+    return from_config(compose_config(*overrides), ".")
 
 
 def entry(*overrides: str):
-    return cache.entry(compose_config(*overrides))
+    return cache.entry(spec(*overrides)).root
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def test_settings_that_do_not_touch_dense_training_keep_the_key(override, defaul
 
 @pytest.mark.parametrize("override", [
     "seed=1", "model=lenet_300_100", "dataset=synthetic", "dataset.batch_size=32", "optimizer.lr=0.1",
-    "+optimizer.dampening=0.1", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.module.constant_schedule",
+    "+optimizer.dampening=0.1", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.training.lr.constant",
     "trainer.deterministic=false",
 ])
 def test_settings_of_dense_training_change_the_key(override, default_entry):
@@ -49,7 +53,7 @@ def fake_training(calls: list, weights: str = "weights", wait: threading.Event |
 
 
 def test_runs_asking_at_once_get_one_training_and_the_same_checkpoint(tmp_path):
-    cfg = compose_config(f"store_dir={tmp_path}")
+    cfg = spec(f"store_dir={tmp_path}")
     calls, got, release = [], [], threading.Event()
     train = fake_training(calls, wait=release)
     threads = [threading.Thread(target=lambda: got.append(cache.dense_checkpoint(cfg, train))) for _ in range(3)]
@@ -59,12 +63,12 @@ def test_runs_asking_at_once_get_one_training_and_the_same_checkpoint(tmp_path):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(got) == 3 and len(set(got)) == 1 and got[0].read_text() == "weights"
-    assert (tmp_path / "dense" / "trained.log").read_text().splitlines() == [cache.entry(cfg).name]
+    assert (tmp_path / "dense" / "trained.log").read_text().splitlines() == [cache.entry(cfg).root.name]
 
 
 def test_an_entry_without_its_complete_marker_is_never_read_and_training_continues_its_work(tmp_path):
-    cfg = compose_config(f"store_dir={tmp_path}")
-    folder = cache.entry(cfg)
+    cfg = spec(f"store_dir={tmp_path}")
+    folder = cache.entry(cfg).root
     folder.mkdir(parents=True)
     (folder / "dense.ckpt").write_text("half written")  # a training that died before its marker
 

@@ -10,26 +10,34 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunelab import compare, gather, report
-from tests.conftest import CONF, options
-from tests.fakes import fake_results, wandb_run_dirs, wandb_run_file, write_run, write_sweep
+from prunelab import scores
+from prunelab.analysis import compare, gather, report
+from tests.helpers import (
+    CONF,
+    fake_results,
+    options,
+    wandb_run_dirs,
+    wandb_run_file,
+    write_run,
+    write_sweep,
+)
 
 FAMILIES = {"random", "magnitude", "gradient", "structural"}
 
 
 def test_run_scores_on_a_known_curve():
     run = fake_results("m", 0, [0.90, 0.895, 0.88, 0.50], targets=(0.5, 0.8, 0.9))
-    scores = compare.run_summary(run)
-    assert scores["dense_acc"] == 0.90 and scores["final_acc"] == 0.50 and scores["final_sparsity"] == 0.9
-    assert scores["sparsity_within_1pt"] == 0.5  # 0.895 is within a point of 0.90, 0.88 is not
-    assert scores["acc_auc"] == pytest.approx(0.5 * (0.9 + 0.895) / 2 + 0.3 * (0.895 + 0.88) / 2 + 0.1 * (0.88 + 0.5) / 2)
-    assert scores["total_time_s"] == 4.0 and scores["stage_time_s/3"] == 1.0
+    summary = scores.run_summary(run)
+    assert summary["dense_acc"] == 0.90 and summary["final_acc"] == 0.50 and summary["final_sparsity"] == 0.9
+    assert summary["sparsity_within_1pt"] == 0.5  # 0.895 is within a point of 0.90, 0.88 is not
+    assert summary["acc_auc"] == pytest.approx(0.5 * (0.9 + 0.895) / 2 + 0.3 * (0.895 + 0.88) / 2 + 0.1 * (0.88 + 0.5) / 2)
+    assert summary["total_time_s"] == 4.0 and summary["stage_time_s/3"] == 1.0
 
 
 def test_sparsity_within_one_point_is_the_highest_such_sparsity_even_after_a_dip():
     run = fake_results("m", 0, [0.90, 0.85, 0.895])
-    assert compare.sparsity_within(run) == 0.8
-    assert compare.sparsity_within(fake_results("m", 0, [0.90, 0.70, 0.60])) == 0.0
+    assert scores.sparsity_within(run) == 0.8
+    assert scores.sparsity_within(fake_results("m", 0, [0.90, 0.70, 0.60])) == 0.0
 
 
 def test_aggregate_gives_mean_and_std_over_seeds_per_method_and_target():

@@ -9,7 +9,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from prunelab.config import build
-from tests.conftest import SHARED_DATA, TINY, compose_config, options
+from tests.helpers import SHARED_DATA, TINY, compose_config, options
 
 # A dataset each model accepts (the digits default suits the small models).
 MODEL_DATA = {"lenet5": ["dataset=synthetic", "dataset.input_shape=[1,28,28]"],
@@ -87,7 +87,7 @@ def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
 def test_cli_bad_input_gives_one_clear_line_and_no_traceback(args, setting, tmp_path):
     proc = prunelab(*TINY, *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert proc.returncode == 2
-    assert f"prunelab: error: " in proc.stderr and setting in proc.stderr and "Fix:" in proc.stderr
+    assert "prunelab: error: " in proc.stderr and setting in proc.stderr and "Fix:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results.csv").exists()
 

@@ -7,8 +7,17 @@ from torch import nn
 from torch.func import functional_call
 
 from prunelab.models import MLP
-from prunelab.pruning import (SNIP, GraSP, Magnitude, Random, ScoreContext, SynFlow, Taylor, UnstructuredPruner,
-                              prunable_parameters)
+from prunelab.pruning import (
+    SNIP,
+    GraSP,
+    Magnitude,
+    Random,
+    ScoreContext,
+    SynFlow,
+    Taylor,
+    UnstructuredPruner,
+    prunable_parameters,
+)
 from prunelab.pruning.masks import full_masks, sparsity
 from prunelab.pruning.pruner import round_targets
 

@@ -20,11 +20,10 @@ from prunelab.data import (
 )
 from prunelab.data.base import split_indices
 from prunelab.errors import ConfigError
+from tests.helpers import CONF, SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HAS_MNIST = (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
-DATASET_YAMLS = sorted((REPO / "conf" / "dataset").glob("*.yaml"))
+DATASET_YAMLS = sorted((CONF / "dataset").glob("*.yaml"))
 # The first file each torchvision data set reads, relative to data_dir: errors must name it.
 FIRST_FILE = {
     "mnist": "MNIST/raw/train-images-idx3-ubyte",

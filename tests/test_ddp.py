@@ -14,7 +14,7 @@ from torch import nn
 from prunelab.config import build
 from prunelab.pruning import ScoreContext, distributed
 from prunelab.pruning.masks import full_masks
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 METHODS = ["random", "magnitude", "taylor", "snip", "grasp", "synflow"]
 DATA_DRIVEN = ["taylor", "snip", "grasp"]

@@ -4,8 +4,7 @@ import pandas as pd
 import pytest
 
 from experiments import analyse
-from prunelab.run import run
-from tests.conftest import compose_config, options
+from tests.helpers import compose_config, options, run
 
 # The presets' MNIST swapped for the bundled 8x8 digits, one epoch per stage, no logger.
 TINY_DATA = ["dataset=digits", "~dataset.data_dir", "~dataset.download", "logger=none",

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from prunelab.errors import ConfigError
-from prunelab.run import prepare, run
-from tests.conftest import CONF, TINY, cli, compose_config, options
+from tests.helpers import CONF, TINY, cli, compose_config, options, prepare, run
 
 # Structural methods reach channel ratios, not exact weight counts: tests/test_structural.py runs them.
 UNSTRUCTURED = [m for m in options("pruning")

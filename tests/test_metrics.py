@@ -6,9 +6,10 @@ import torchvision
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.metrics import Meter, layer_costs, layer_rows, pruned_fraction
-from prunelab.pruning.attention import split_attention
-from prunelab.pruning.masks import full_masks, sparsity
+from prunelab.models.attention import split_attention
+from prunelab.pruning.masks import full_masks, pruned_fraction, sparsity
+from prunelab.training.meter import Meter, layer_costs
+from prunelab.training.rows import layer_rows
 
 
 def total(costs, field="macs"):
@@ -85,7 +86,7 @@ def test_layer_table_reaches_wandb_once_per_stage(tmp_path):
     from omegaconf import OmegaConf
 
     from prunelab import tracking
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     config = OmegaConf.to_container(compose_config(), resolve=True)
     logger = tracking.wandb_logger(save_dir=str(tmp_path), run_config=config, mode="offline")

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 import torch
@@ -7,10 +6,18 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.models import MLP, VGG16BN, CifarResNet, DigitsCNN, LeNet5, torchvision_model
+from prunelab.models import (
+    MLP,
+    VGG16BN,
+    CifarResNet,
+    DigitsCNN,
+    LeNet5,
+    torchvision_model,
+)
 from prunelab.models.common import chw
+from tests.helpers import CONF
 
-MODEL_CONFIGS = sorted((Path(__file__).parents[1] / "conf" / "model").glob("*.yaml"))
+MODEL_CONFIGS = sorted((CONF / "model").glob("*.yaml"))
 # Input shape each model is meant for; anything not listed takes CIFAR-sized images.
 INPUT_SHAPES = {"lenet_300_100": [1, 8, 8], "digits_cnn": [1, 8, 8], "lenet5": [1, 28, 28]}
 

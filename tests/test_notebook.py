@@ -3,8 +3,7 @@
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
-from tests.fakes import write_sweep
+from tests.helpers import ROOT, write_sweep
 
 NOTEBOOK = ROOT / "notebooks" / "compare_methods.ipynb"
 

@@ -5,19 +5,15 @@ import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.pruning import Magnitude, Random, ScoreContext, UnstructuredPruner, prunable_parameters, select
+from prunelab.pruning import (
+    Magnitude,
+    Random,
+    UnstructuredPruner,
+    prunable_parameters,
+    select,
+)
 from prunelab.pruning.masks import apply_masks, count_parameters, full_masks, sparsity
-
-
-def tiny_net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 33), nn.ReLU(),
-                         nn.Linear(33, 10))
-
-
-def ctx(seed: int = 0) -> ScoreContext:
-    return ScoreContext(batches=lambda: [], loss=nn.functional.cross_entropy,
-                        generator=torch.Generator().manual_seed(seed))
+from tests.helpers import ctx, tiny_net
 
 
 def test_prunable_parameters_skip_output_biases_and_patterns():

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.callback import PruningCallback
 from prunelab.errors import ConfigError
-from prunelab.run import RunResult, run
-from tests.conftest import SMALL, TINY, cli, compose_config
+from prunelab.runs.run import RunResult
+from prunelab.training.callback import PruningCallback
+from tests.helpers import SMALL, TINY, cli, compose_config, run
 
 TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs, so a stage can be cut in its middle.

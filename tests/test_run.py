@@ -4,9 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.pruning import UnstructuredPruner
-from prunelab.run import prepare, run
-from tests.conftest import TINY, compose_config
+from tests.helpers import TINY, SpyPruner, compose_config, prepare, run
 
 COLUMNS = ["method", "seed", "stage", "target_sparsity", "sparsity", "params", "nonzero_params",
            "acc_before_ft", "val_acc", "test_acc"]
@@ -40,19 +38,9 @@ def test_pruned_weights_are_exactly_zero_after_fine_tuning(optimizer, tmp_path):
     assert out.results["sparsity"].iloc[-1] == pytest.approx(0.8, abs=1e-4)
 
 
-class SpyPruner(UnstructuredPruner):
-    """Records the weights it is given at every pruning step."""
-
-    seen: list = []
-
-    def prune(self, model, masks, target, ctx):
-        SpyPruner.seen.append({n: p.detach().clone() for n, p in self.parameters(model).items()})
-        return super().prune(model, masks, target, ctx)
-
-
 @pytest.mark.parametrize("schedule", ["oneshot", "iterative"])
 def test_oneshot_prunes_dense_weights_and_iterative_builds_on_the_last_stage(schedule, tmp_path):
-    cfg = compose_config(*TINY, f"schedule={schedule}", "pruning._target_=tests.test_run.SpyPruner")
+    cfg = compose_config(*TINY, f"schedule={schedule}", "pruning._target_=tests.helpers.SpyPruner")
     SpyPruner.seen = []
     run(cfg, tmp_path)
     first, second = SpyPruner.seen

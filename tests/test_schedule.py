@@ -3,7 +3,7 @@
 import pytest
 
 from prunelab.errors import ConfigError
-from prunelab.schedule import Schedule
+from prunelab.training.schedule import Schedule
 
 
 def test_stage_arithmetic():

@@ -10,11 +10,10 @@ from prunelab.errors import ConfigError
 from prunelab.pruning import Magnitude, UnstructuredPruner, prunable_parameters
 from prunelab.pruning.masks import full_masks, sparsity
 from prunelab.pruning.select import layer_targets
-from prunelab.rewind import fresh_init
-from prunelab.run import prepare, run
-from prunelab.schedule import GradualSchedule, Schedule, agp_sparsity
-from tests.conftest import TINY, compose_config
-from tests.test_pruning import ctx, tiny_net
+from prunelab.training.callback import PruningCallback
+from prunelab.training.rewind import fresh_init
+from prunelab.training.schedule import GradualSchedule, Schedule, agp_sparsity
+from tests.helpers import TINY, compose_config, ctx, prepare, run, tiny_net
 
 
 def test_agp_formula_midpoint_and_end_are_exact():
@@ -105,7 +104,7 @@ class Recorder(pl.Callback):
     def on_train_epoch_start(self, trainer, module):
         if trainer.global_step == self.step and self.at_step is None:
             self.at_step = self._weights(module)
-        stage = self.pruning.stage
+        stage = self.pruning.state.stage
         if stage not in self.stage_starts:
             self.stage_starts[stage] = (self._weights(module), {n: m.clone() for n, m in self.pruning.masks.items()}
                                         if self.pruning.masks else None)
@@ -121,17 +120,18 @@ class Recorder(pl.Callback):
 def fit(tmp_path, *overrides, step: int = 0):
     cfg = compose_config(*TINY, "model=lenet_300_100", *overrides)
     tmp_path.mkdir(parents=True, exist_ok=True)
-    schedule, datamodule, module, callback = prepare(cfg, tmp_path)
-    recorder = Recorder(callback, step)
-    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, recorder],
-                    enable_checkpointing=False, default_root_dir=str(tmp_path))
-    trainer.fit(module, datamodule=datamodule)
-    return callback, recorder, cfg
+    parts = prepare(cfg, tmp_path)
+    recorder = Recorder(parts.engine, step)
+    trainer = build(cfg.trainer, max_epochs=parts.engine.schedule.total_epochs, logger=False,
+                    callbacks=[PruningCallback(parts.engine), recorder], enable_checkpointing=False,
+                    default_root_dir=str(tmp_path))
+    trainer.fit(parts.module, datamodule=parts.datamodule)
+    return parts.engine, recorder, cfg
 
 
 @pytest.mark.parametrize("rewind, step", [("init", 0), ("7", 7)])
 def test_rewinding_restores_the_saved_weights_bit_for_bit(rewind, step, tmp_path):
-    callback, rec, _ = fit(tmp_path, "schedule=lottery", f"schedule.rewind={rewind}", step=step)
+    engine, rec, _ = fit(tmp_path, "schedule=lottery", f"schedule.rewind={rewind}", step=step)
     assert set(rec.stage_starts) == {0, 1, 2}
     for stage in (1, 2):
         weights, masks = rec.stage_starts[stage]
@@ -146,7 +146,7 @@ def test_rewinding_restores_the_saved_weights_bit_for_bit(rewind, step, tmp_path
 
 
 def test_random_rewind_draws_new_initial_weights_every_stage(tmp_path):
-    callback, rec, cfg = fit(tmp_path, "schedule=lottery", "schedule.rewind=random", "seed=4")
+    engine, rec, cfg = fit(tmp_path, "schedule=lottery", "schedule.rewind=random", "seed=4")
     init = rec.stage_starts[0][0]
     firsts = []
     for stage in (1, 2):
@@ -166,12 +166,12 @@ def test_retraining_runs_at_the_scaled_learning_rate(tmp_path):
 
 
 def test_agp_raises_sparsity_gradually_and_ends_each_stage_on_target(tmp_path):
-    callback, rec, _ = fit(tmp_path, "schedule=agp", "schedule.finetune_epochs=2", "schedule.ramp_epochs=1",
+    engine, rec, _ = fit(tmp_path, "schedule=agp", "schedule.finetune_epochs=2", "schedule.ramp_epochs=1",
                            "schedule.every=2")
     assert rec.sparsities == sorted(rec.sparsities)
     assert len({round(s, 4) for s in rec.sparsities}) >= 6, "sparsity must rise in many small steps"
-    assert [r["sparsity"] for r in callback.rows] == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
-    assert [r["target_sparsity"] for r in callback.rows] == [0.0, 0.5, 0.8]
+    assert [r["sparsity"] for r in engine.rows] == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    assert [r["target_sparsity"] for r in engine.rows] == [0.0, 0.5, 0.8]
 
 
 def test_a_ticket_control_replays_the_tickets_masks_exactly(tmp_path):
@@ -183,7 +183,7 @@ def test_a_ticket_control_replays_the_tickets_masks_exactly(tmp_path):
     assert sorted(saved) == [1, 2, 3] and all(torch.equal(saved[3][n], m) for n, m in ticket.masks.items())
     control = fit(tmp_path / "control", *common, "schedule=lottery", "schedule.targets=[0.36,0.488]",
                   "schedule.pretrain_epochs=0", "schedule.rewind=random",
-                  "pruning.criterion._target_=prunelab.rewind.TicketMasks",
+                  "pruning.criterion._target_=prunelab.pruning.criteria.TicketMasks",
                   f"+pruning.criterion.path={tmp_path / 'ticket' / 'masks.pt'}")[1]
     for stage, ticket_stage in ((1, 2), (2, 3)):
         masks = control.stage_starts[stage][1]
@@ -191,7 +191,7 @@ def test_a_ticket_control_replays_the_tickets_masks_exactly(tmp_path):
 
 
 def test_replaying_missing_masks_is_refused_before_training(tmp_path):
-    cfg = compose_config(*TINY, "pruning.criterion._target_=prunelab.rewind.TicketMasks",
+    cfg = compose_config(*TINY, "pruning.criterion._target_=prunelab.pruning.criteria.TicketMasks",
                          f"+pruning.criterion.path={tmp_path / 'none.pt'}")
     with pytest.raises(ConfigError, match="pruning.criterion.path"):
         prepare(cfg, tmp_path)

@@ -3,10 +3,9 @@ missing or out-of-range value gets one ConfigError naming the setting, before an
 
 import pytest
 
-from prunelab import schemas
 from prunelab.errors import ConfigError
-from prunelab.run import prepare
-from tests.conftest import TINY, cli, compose_config, options
+from prunelab.runs import schemas
+from tests.helpers import TINY, cli, compose_config, options, prepare
 
 NEEDS = {"imagefolder": ["dataset.root=.", "dataset.num_classes=3"]}
 
@@ -19,7 +18,7 @@ def test_every_option_of_a_checked_group_passes(group, option):
 @pytest.mark.parametrize("override, setting, says", [
     ("schedule.pretrain_epochs=two", "schedule.pretrain_epochs", "'two' is not an integer"),
     ("schedule.targets=0.5", "schedule.targets", "not a list of numbers"),
-    ("+schedule.warmup_epochs=3", "schedule.warmup_epochs", "is not a setting of prunelab.schedule.Schedule"),
+    ("+schedule.warmup_epochs=3", "schedule.warmup_epochs", "is not a setting of prunelab.training.schedule.Schedule"),
     ("schedule.targets=[0.5,1.5]", "schedule.targets", "outside [0, 1)"),
     ("schedule.finetune_epochs=0", "schedule.finetune_epochs", "must be >= 1"),
     ("pruning.exclude_output=maybe", "pruning.exclude_output", "is not true or false"),
@@ -46,5 +45,5 @@ def test_the_command_prints_the_one_message_and_no_traceback(tmp_path):
     proc = cli(*TINY, "+schedule.warmup_epochs=3", "hydra.run.dir=.", cwd=tmp_path, store=tmp_path / "store")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and "Traceback" not in err
-    assert "prunelab: error: schedule.warmup_epochs: is not a setting of prunelab.schedule.Schedule" in err
+    assert "prunelab: error: schedule.warmup_epochs: is not a setting of prunelab.training.schedule.Schedule" in err
     assert not (tmp_path / "store").exists()

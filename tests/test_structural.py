@@ -17,15 +17,15 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.export import PROGRAM, STATE, load_model
-from prunelab.metrics import layer_costs
 from prunelab.models import VGG16BN, CifarResNet, DigitsCNN, LeNet5
-from prunelab.pruning.attention import SelfAttention
+from prunelab.models.attention import SelfAttention
+from prunelab.paths import RunPaths
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import apply_masks
 from prunelab.pruning.structural import StructuralPruner, accumulate_gradients
-from prunelab.run import prepare, run
-from tests.conftest import CONF, ROOT, TINY, compose_config
+from prunelab.training.export import load_model
+from prunelab.training.meter import layer_costs
+from tests.helpers import CONF, ROOT, TINY, compose_config, prepare, run
 
 STRUCTURAL = sorted(p.stem for p in (CONF / "pruning").glob("*.yaml")
                     if OmegaConf.load(p)["_target_"].endswith("StructuralPruner"))
@@ -221,9 +221,9 @@ def test_bad_structural_settings_fail_before_training(overrides, setting, tmp_pa
 def assert_saved_model_round_trips(model, out_dir, shape):
     x = torch.randn(5, *shape)
     expected = model.eval()(x)
-    program = torch.export.load(out_dir / PROGRAM).module()
+    program = torch.export.load(RunPaths(out_dir).model_program).module()
     torch.testing.assert_close(program(x), expected)
-    torch.testing.assert_close(load_model(out_dir / STATE).eval()(x), expected)
+    torch.testing.assert_close(load_model(RunPaths(out_dir).model_state).eval()(x), expected)
 
 
 @pytest.mark.parametrize("method", STRUCTURAL)
@@ -277,4 +277,4 @@ def test_two_ddp_ranks_remove_the_same_channels(tmp_path):
     assert len(stages[0]) == 3 and stages[0] == stages[1], "ranks disagree on sparsity or accuracy"
     df = pd.read_csv(tmp_path / "results.csv")
     run_dir = Path(json.loads((tmp_path / "status.json").read_text())["run_dir"])
-    assert df["macs"].is_monotonic_decreasing and (run_dir / PROGRAM).is_file()
+    assert df["macs"].is_monotonic_decreasing and RunPaths(run_dir).model_program.is_file()

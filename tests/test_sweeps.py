@@ -1,28 +1,20 @@
 """Sweeps through the real command: parallel jobs share one dense model, a rerun skips what is done,
 a failing job costs only itself and the sweep ends non-zero, and every launcher and sweeper config runs."""
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
-import torch
 
-from prunelab import store
-from prunelab.pruning import UnstructuredPruner
-from tests.conftest import SMALL, cli, compose_config
+from prunelab.paths import RunPaths
+from prunelab.runs.folder import read_status
+from prunelab.runs.spec import from_config
+from tests.helpers import SMALL, cli, compose_config
 
 # One dense epoch, one target with one fine-tuning epoch, on a small MLP: seconds per job.
 MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.targets=[0.5]", *SMALL,
          "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none"]
-
-
-class NaNPruner(UnstructuredPruner):
-    """Prunes, then spoils one weight, so that the next fine-tuning epoch has a NaN loss."""
-
-    def prune(self, model, masks, target, ctx):
-        masks = super().prune(model, masks, target, ctx)
-        with torch.no_grad():
-            next(iter(self.parameters(model).values())).view(-1)[0] = float("nan")
-        return masks
 
 
 def sweep(tmp_path, name: str, *args: str):
@@ -30,7 +22,7 @@ def sweep(tmp_path, name: str, *args: str):
     proc = cli("-m", *MICRO, *args, f"hydra.sweep.dir={tmp_path / name}", cwd=tmp_path, store=tmp_path / "store")
     out, err = proc.communicate(timeout=900)
     jobs = sorted(p.parent for p in (tmp_path / name).glob("*/.hydra"))
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), [store.read_status(j) for j in jobs]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), [read_status(RunPaths(j)) for j in jobs]
 
 
 def dense_trainings(tmp_path) -> int:
@@ -39,11 +31,15 @@ def dense_trainings(tmp_path) -> int:
 
 
 def test_the_run_folder_depends_on_exactly_the_settings_that_determine_results():
-    base = store.run_dir(compose_config())
+    def run_dir(*overrides):
+        return from_config(compose_config(*overrides), ".").paths.root
+
+    base = run_dir()
+    assert base.parent == Path(os.environ["PRUNELAB_STORE"]) / "runs"
     for same in ["logger=csv", "trainer.enable_progress_bar=false", "cache=false", "+optimizer.dampening=0"]:
-        assert store.run_dir(compose_config(same)) == base, same
+        assert run_dir(same) == base, same
     for other in ["pruning=random", "seed=1", "schedule.targets=[0.5]", "optimizer.lr=0.1", "model=lenet_300_100"]:
-        assert store.run_dir(compose_config(other)) != base, other
+        assert run_dir(other) != base, other
 
 
 def test_parallel_jobs_share_one_dense_model_and_a_rerun_skips_all_four(tmp_path):
@@ -63,7 +59,7 @@ def test_parallel_jobs_share_one_dense_model_and_a_rerun_skips_all_four(tmp_path
 
 
 def test_failing_jobs_cost_only_themselves_and_the_sweep_reports_them_and_exits_non_zero(tmp_path):
-    grid = ["pruning._target_=prunelab.pruning.UnstructuredPruner,tests.test_sweeps.NaNPruner",
+    grid = ["pruning._target_=prunelab.pruning.UnstructuredPruner,tests.helpers.NaNPruner",
             "schedule.targets=[0.5],[1.5]"]
     first, statuses = sweep(tmp_path, "first", *grid)
     assert first.returncode == 1

@@ -8,13 +8,19 @@ import pytest
 import torch
 import wandb
 
-from prunelab import compare, gather, report, tracking
+from prunelab import scores, tracking
+from prunelab.analysis import compare, gather, report
 from prunelab.config import build
 from prunelab.pruning.masks import count_parameters
-from prunelab.pruning.pruner import UnstructuredPruner
-from prunelab.run import load_dense, run
-from tests.conftest import TINY, compose_config
-from tests.fakes import fake_results, wandb_run_dirs, wandb_run_file
+from prunelab.runs.run import load_dense
+from tests.helpers import (
+    TINY,
+    compose_config,
+    fake_results,
+    run,
+    wandb_run_dirs,
+    wandb_run_file,
+)
 
 WANDB = [*TINY, "logger=wandb"]
 QUICK = [*WANDB, "schedule.pretrain_epochs=1", "schedule.targets=[0.5]"]  # 2 stages: enough for the fallbacks
@@ -73,9 +79,9 @@ def test_curve_table_equals_results_csv(wandb_run):
 
 def test_summary_scalars_and_layer_sparsity_are_the_runs_scores(wandb_run):
     out, _, logged = wandb_run
-    scores = compare.run_summary(pd.read_csv(out / "results.csv"))
-    assert {k: logged["summary"][f"summary/{k}"] for k in scores} == pytest.approx(scores)
-    assert {"dense_acc", "final_acc", "sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(scores)
+    summary = scores.run_summary(pd.read_csv(out / "results.csv"))
+    assert {k: logged["summary"][f"summary/{k}"] for k in summary} == pytest.approx(summary)
+    assert {"dense_acc", "final_acc", "sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(summary)
     layers = gather.final_layers(pd.read_csv(out / "layer_sparsity.csv"))
     assert {f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])} == pytest.approx(
         {k: v for k, v in logged["summary"].items() if k.startswith("layer_sparsity/")})
@@ -120,18 +126,9 @@ def test_wandb_failing_mid_run_does_not_stop_the_run(tmp_path, monkeypatch, capl
     assert wandb.run is None, "the W&B run is finished"
 
 
-class FailingPruner(UnstructuredPruner):
-    """Fails at the second pruning step, as a real bug would."""
-
-    def prune(self, model, masks, target, ctx):
-        if target > 0.5:
-            raise RuntimeError("pruning bug")
-        return super().prune(model, masks, target, ctx)
-
-
 def test_a_failed_run_is_finished_and_marked_failed_in_wandb(tmp_path):
     with pytest.raises(RuntimeError, match="pruning bug"):
-        run(compose_config(*WANDB, "schedule.pretrain_epochs=1", "pruning._target_=tests.test_wandb.FailingPruner"),
+        run(compose_config(*WANDB, "schedule.pretrain_epochs=1", "pruning._target_=tests.helpers.FailingPruner"),
             tmp_path)
     assert wandb.run is None
     wandb.teardown()

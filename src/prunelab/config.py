@@ -7,10 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import ConfigError
-
-
-# Keys that label a node rather than configure its target (`family`: how a pruning method is grouped).
-LABELS = ("name", "family")
+from prunelab.keys import LABELS
 
 
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:

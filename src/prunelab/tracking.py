@@ -1,4 +1,4 @@
-"""Where results go: results.csv in the run directory, and every Lightning logger (W&B first)."""
+"""Where results are watched: every Lightning logger (W&B first), fed stage by stage by `LoggerSink`."""
 
 import logging
 import netrc
@@ -12,17 +12,13 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 from typing_extensions import override
 
+from prunelab.labels import run_labels, run_name
+from prunelab.scores import run_summary
+from prunelab.training.engine import StageRecord
 
 log = logging.getLogger(__name__)
 
 STEP_METRIC = "stage/sparsity"
-
-
-def write_results(rows: list[dict], path: Path) -> None:
-    """Write the stage rows to `path` atomically (a crash never leaves half a file)."""
-    tmp = path.with_suffix(".tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _stage_metrics(row: dict) -> dict[str, float]:
@@ -83,19 +79,17 @@ def _log_layer_table(run, stage: int, rows: list[dict]) -> None:
 
 
 def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
-                out_dir: Path) -> None:
+                model_path: Path) -> None:
     """At the end of a run, in W&B: the run's summary scalars (see `compare.run_summary`), the final
     stage's per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and
     `layer_sparsity/<layer>` scalars and, with `logger.log_model`, the model."""
-    from prunelab.compare import run_summary
-
     summary = {f"summary/{k}": v for k, v in run_summary(results).items()}
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
         if layers is not None:
             logger.guard(_log_layers, layers)
         if logger.log_final_model:
-            logger.guard(_log_model, model, out_dir / "model.pt", summary)
+            logger.guard(_log_model, model, model_path, summary)
 
 
 def _log_layers(run, layers: pd.DataFrame) -> None:
@@ -191,12 +185,29 @@ def sweep_group() -> str | None:
 def run_identity(labels: dict, group: str | None, tags=()) -> dict:
     """wandb.init's name, group, job_type (the method) and tags from a run's labels."""
     return {
-        "name": f"{labels['method']}-{labels['model']}-{labels['dataset']}-s{labels['seed']}",
+        "name": run_name(labels),
         "group": group,
         "job_type": labels["method"],
         "tags": list(dict.fromkeys([labels["method"], labels["family"], labels["model"], labels["dataset"],
                                     labels["schedule"], f"seed={labels['seed']}", *tags])),
     }
+
+
+class LoggerSink:
+    """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve."""
+
+    def __init__(self, loggers: list[Logger]):
+        self.loggers = loggers
+
+    def start(self) -> None:
+        define_stage_metrics(self.loggers)
+
+    def stage_done(self, record: StageRecord) -> None:
+        log_stage(self.loggers, record.row, record.step)
+        log_layer_table(self.loggers, record.stage, record.layers)
+
+    def run_done(self, rows: list[dict]) -> None:
+        log_curve(self.loggers, rows)
 
 
 class SafeWandbLogger(WandbLogger):
@@ -239,11 +250,7 @@ def wandb_logger(save_dir: str, run_config: dict, project: str = "prunelab", mod
                  group: str | None = None, tags=(), log_model: bool = False, **init) -> SafeWandbLogger:
     """A W&B logger for one run: config = the resolved config, name/group/job_type/tags from its labels
     (group: `logger.group`, else the Hydra sweep), falling back to offline when W&B is unreachable."""
-    from omegaconf import OmegaConf
-
-    from prunelab.run import run_info
-
-    labels = run_info(OmegaConf.create(run_config))
+    labels = run_labels(run_config)
     if rank_zero_only.rank != 0:  # under DDP only rank 0 has a W&B run
         return SafeWandbLogger(None, str(save_dir), log_final_model=log_model)
     run = start_run(mode, project=project, dir=str(save_dir), config={**run_config, "method": labels["method"],
@@ -267,7 +274,7 @@ def csv_logger(save_dir: str, run_config: dict, **kwargs):
 
 def log_comparison(comparison, figure_path: Path, save_dir: str, group: str | None, mode: str = "auto",
                    tags=(), **init) -> None:
-    """Log a sweep's comparison (`prunelab.compare.Comparison`) to one W&B run in the sweep's group
+    """Log a sweep's comparison (`prunelab.analysis.compare.Comparison`) to one W&B run in the sweep's group
     (job_type "summary"): accuracy vs sparsity per method as a line series, the figure and both tables."""
     import wandb
 

@@ -8,7 +8,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 
-from prunelab.data.base import SeededShuffle, SplitDataModule, check_fraction, split_indices
+from prunelab.data.base import (
+    SeededShuffle,
+    SplitDataModule,
+    check_fraction,
+    split_indices,
+)
 from prunelab.errors import ConfigError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

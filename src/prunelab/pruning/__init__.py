@@ -2,7 +2,13 @@
 
 from prunelab.pruning.criteria import Magnitude, Random, ScoreContext
 from prunelab.pruning.gradient import SNIP, GraSP, Taylor
-from prunelab.pruning.masks import Masks, apply_masks, count_parameters, prunable_parameters, sparsity
+from prunelab.pruning.masks import (
+    Masks,
+    apply_masks,
+    count_parameters,
+    prunable_parameters,
+    sparsity,
+)
 from prunelab.pruning.pruner import UnstructuredPruner
 from prunelab.pruning.select import select
 from prunelab.pruning.synflow import SynFlow

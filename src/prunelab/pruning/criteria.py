@@ -4,10 +4,13 @@ Higher scores are kept. A criterion knows nothing of targets or masks.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
+
+from prunelab.errors import ConfigError
 
 
 @dataclass
@@ -31,3 +34,26 @@ class Magnitude:
 
     def __call__(self, model: nn.Module, params: dict[str, nn.Parameter], ctx: ScoreContext):
         return {n: p.detach().abs() for n, p in params.items()}
+
+
+class TicketMasks:
+    """A criterion that replays the masks of a run saved with `schedule.save_masks=true`.
+
+    The score of a weight is the number of that run's stages it survived. Masks of a cumulative
+    run nest, so pruning to one of its targets with the same pruner settings keeps exactly the
+    weights it kept at that target (used for the random re-initialisation control of a ticket).
+    """
+
+    def __init__(self, path: str):
+        if not Path(path).is_file():
+            raise ConfigError("pruning.criterion.path", f"no masks at {path}",
+                              "run the ticket first (schedule.save_masks=true) and give its masks.pt")
+        stages: dict[int, dict[str, torch.Tensor]] = torch.load(path, map_location="cpu", weights_only=True)
+        self.survived = {n: sum(m[n].float() for m in stages.values()) for n in next(iter(stages.values()))}
+
+    def __call__(self, model: nn.Module, params: dict[str, nn.Parameter], ctx) -> dict[str, torch.Tensor]:
+        missing = sorted(set(params) - set(self.survived))
+        if missing:
+            raise ConfigError("pruning.criterion.path", f"the saved masks lack {missing}",
+                              "replay masks of the same model with the same pruning.exclude settings")
+        return {n: self.survived[n].to(p.device) for n, p in params.items()}

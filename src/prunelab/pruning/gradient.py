@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
+from prunelab.modes import eval_mode
 from prunelab.pruning import distributed
 from prunelab.pruning.criteria import ScoreContext
 
@@ -22,14 +23,8 @@ from prunelab.pruning.criteria import ScoreContext
 @contextmanager
 def scoring_mode(model: nn.Module):
     """Eval mode with gradients enabled; every submodule's train/eval mode is restored on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for module, training in modes:
-            module.training = training
+    with eval_mode(model), torch.enable_grad():
+        yield
 
 
 def batch_losses(model: nn.Module, ctx: ScoreContext, num_batches: int, temperature: float = 1.0) -> Iterator:

@@ -47,9 +47,10 @@ def sparsity(masks: Masks) -> float:
     return 1.0 - kept / total if total else 0.0
 
 
-def layer_sparsity(masks: Masks) -> dict[str, float]:
-    """Fraction of masked-out weights per parameter."""
-    return {n: 1.0 - int(m.sum()) / m.numel() for n, m in masks.items()}
+def pruned_fraction(params: dict[str, torch.Tensor], masks: Masks, dense_total: int) -> float:
+    """Fraction of `dense_total` weights removed from `params` or zeroed by `masks` (missing masks keep all)."""
+    kept = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in params.items())
+    return 1.0 - kept / dense_total if dense_total else 0.0
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

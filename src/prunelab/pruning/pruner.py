@@ -9,7 +9,7 @@ from prunelab.errors import ConfigError
 from prunelab.pruning import baselines
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
-from prunelab.pruning.select import SCOPES, select
+from prunelab.pruning.select import check_scope, select
 
 
 def round_targets(start: float, target: float, rounds: int) -> list[float]:
@@ -39,8 +39,7 @@ class UnstructuredPruner:
         baseline: str | None = None,
         layer_rates: Mapping[str, float] | None = None,
     ):
-        if scope not in SCOPES:
-            raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
+        check_scope(scope)
         if rounds < 1:
             raise ConfigError("pruning.rounds", f"must be >= 1, got {rounds}", "set pruning.rounds=1 or more")
         if baseline not in baselines.BASELINES:

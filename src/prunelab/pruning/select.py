@@ -5,9 +5,16 @@ from fnmatch import fnmatch
 
 import torch
 
+from prunelab.errors import ConfigError
 from prunelab.pruning.masks import Masks
 
 SCOPES = ("global", "layer")
+
+
+def check_scope(scope: str) -> None:
+    """A ConfigError unless `scope` is one of SCOPES."""
+    if scope not in SCOPES:
+        raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
 
 
 def keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:

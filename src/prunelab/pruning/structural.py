@@ -4,33 +4,30 @@ import math
 from typing import Callable, Sequence
 
 import torch
-import torch.distributed as dist
 import torch_pruning as tp
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunelab.errors import ConfigError
-from prunelab.metrics import eval_mode
-from prunelab.pruning.attention import SelfAttention, split_attention
+from prunelab.models.attention import SelfAttention, split_attention
+from prunelab.modes import eval_mode
+from prunelab.pruning import distributed
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
-from prunelab.pruning.select import SCOPES
+from prunelab.pruning.select import check_scope
 from prunelab.pruning.surgery import refresh_attributes, removal_masks
 
 
 def accumulate_gradients(model: nn.Module, ctx: ScoreContext, num_batches: int) -> None:
-    """Sum the loss gradients of the first `num_batches` training batches into `.grad` (averaged over DDP ranks)."""
+    """Sum the loss gradients of the first `num_batches` training batches of every rank into `.grad`."""
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
     for i, (x, y) in enumerate(ctx.batches()):
         if i == num_batches:
             break
         ctx.loss(model(x.to(device)), y.to(device)).backward()
-    if dist.is_available() and dist.is_initialized():  # every rank must remove the same channels
-        for p in model.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= dist.get_world_size()
+    # every rank must remove the same channels
+    distributed.all_reduce_sum([p.grad for p in model.parameters() if p.grad is not None])
 
 
 class _Scorer:
@@ -211,8 +208,7 @@ def _keep_masked(model: nn.Module, new: Masks, old: Masks) -> Masks:
 
 
 def _check(importance, scope, max_layer_ratio, round_to, num_batches, bn_l1) -> None:
-    if scope not in SCOPES:
-        raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
+    check_scope(scope)
     if not 0.0 < max_layer_ratio <= 1.0:
         raise ConfigError("pruning.max_layer_ratio", f"{max_layer_ratio} is not in (0, 1]", "use e.g. 0.9")
     if round_to is not None and round_to < 1:

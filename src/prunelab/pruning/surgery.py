@@ -1,10 +1,9 @@
-"""Physical removal: what a set of torch-pruning groups removes, fixing modules up after it, and DDP after it."""
+"""Physical removal: what a set of torch-pruning groups removes, and fixing modules up after it."""
 
 import copy
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torchvision.models import VisionTransformer
 
 from prunelab.pruning.masks import Masks
@@ -52,30 +51,3 @@ def removal_masks(model: nn.Module, groups) -> Masks:
         keep[p.flatten().long()] = True
         masks[name] = keep.view(shapes[name])
     return masks
-
-
-def _shapes(model: nn.Module) -> dict:
-    return {k: v.shape for k, v in model.state_dict().items()}
-
-
-def restore_dense(pl_module: nn.Module, dense: nn.Module) -> nn.Module:
-    """Give `pl_module.model` the weights of `dense` again; returns the model.
-
-    In place while the shapes still match (parameter objects, and so DDP's references, stay);
-    as a fresh copy of `dense` after channels were removed.
-    """
-    model = pl_module.model
-    same = _shapes(model) == _shapes(dense)
-    if same:
-        model.load_state_dict(dense.state_dict())
-    else:
-        pl_module.model = copy.deepcopy(dense)
-    return pl_module.model
-
-
-def rewrap_ddp(trainer) -> None:
-    """Wrap the LightningModule in a new DDP: the old wrapper still references parameters that surgery replaced."""
-    strategy = trainer.strategy
-    if isinstance(strategy.model, DistributedDataParallel):
-        strategy.model = strategy.lightning_module
-        strategy.configure_ddp()

@@ -1,0 +1,1 @@
+"""Analysis: gathering runs, comparing methods, the report command."""

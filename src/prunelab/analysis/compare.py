@@ -1,0 +1,218 @@
+"""Comparing methods: score each run, average over seeds, draw and tabulate.
+
+A run is one `results.csv` (one row per stage); `prunelab.analysis.gather` collects runs into a sweep
+whose runs of the same method and settings, seeds aside, form a *series*. Every table and figure shows
+a series' mean and standard deviation over its seeds. The per-run scores (`prunelab.scores`) are the
+ones logged to W&B as run summary scalars and the ones the sweep tables average, so both agree.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from prunelab.analysis.gather import Sweep
+from prunelab.scores import ACC, TOLERANCE, run_summary
+
+# The x-axis of the second panel: the first column present, best first.
+SECOND_AXES = ("theoretical_speedup", "nonzero_macs", "compression", "nonzero_params")
+# Per family: a colour map for its methods' shades and a line style.
+FAMILY_STYLES = {"random": ("Greys", ":"), "magnitude": ("Blues", "-"), "gradient": ("Oranges", "-"),
+                 "structural": ("Greens", "--")}
+OTHER_STYLE = ("Purples", "-.")
+MARKERS = "osD^v<>p"
+NOT_METRICS = ("seed", "stage", "target_sparsity", "epoch")
+
+
+# -- aggregation -------------------------------------------------------------------------------
+def _labels(table: pd.DataFrame) -> list[str]:
+    return [c for c in ("series", "family", "method", "model", "dataset", "schedule") if c in table]
+
+
+def _order(table: pd.DataFrame, *within: str) -> pd.DataFrame:
+    """Families in FAMILY_STYLES order (others last), then series by name."""
+    rank = table["family"].map({f: i for i, f in enumerate(FAMILY_STYLES)}).fillna(len(FAMILY_STYLES))
+    ordered = table.assign(_rank=rank).sort_values(["_rank", "series", *within], kind="stable")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
+
+
+def _mean_std(groups) -> pd.DataFrame:
+    stats = groups.agg(["mean", "std"])
+    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    return stats
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of every numeric column, per series and target sparsity; `n` runs each."""
+    keys = [*_labels(runs), "stage", "target_sparsity"]
+    metrics = [c for c in runs.select_dtypes("number").columns if c not in (*keys, *NOT_METRICS)]
+    groups = runs.groupby(keys, sort=False)
+    table = pd.concat([groups["run"].nunique().rename("n"), _mean_std(groups[metrics])], axis=1).reset_index()
+    return _order(table, "stage")
+
+
+def method_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """`run_summary` of every run, then mean and std over seeds per series; `n` runs each."""
+    keys = _labels(runs)
+    per_run = pd.DataFrame([{**rows.iloc[0][keys].to_dict(), **run_summary(rows)}
+                            for _, rows in runs.groupby("run", sort=False)])
+    groups = per_run.groupby(keys, sort=False)
+    table = pd.concat([groups.size().rename("n"), _mean_std(groups)], axis=1).reset_index()
+    return _order(table)
+
+
+# -- figures -----------------------------------------------------------------------------------
+def series_styles(table: pd.DataFrame) -> dict[str, dict]:
+    """Colour, line style and marker per series: one colour map and line style per family."""
+    from matplotlib import colormaps
+
+    styles = {}
+    for family, rows in table.drop_duplicates("series").groupby("family", sort=False):
+        cmap, line = FAMILY_STYLES.get(family, OTHER_STYLE)
+        members = list(rows["series"])
+        for i, series in enumerate(members):
+            shade = 0.75 if len(members) == 1 else 0.5 + 0.45 * i / (len(members) - 1)
+            styles[series] = {"color": colormaps[cmap](shade), "linestyle": line, "marker": MARKERS[i % len(MARKERS)]}
+    return styles
+
+
+def second_axis(agg: pd.DataFrame) -> str | None:
+    """The column for the second panel's x-axis: speedup, MACs, compression or nonzero parameters."""
+    present = [x for x in SECOND_AXES if f"{x}_mean" in agg and agg[f"{x}_mean"].notna().any()]
+    return present[0] if present else None
+
+
+def _panel(ax, agg: pd.DataFrame, x: str, acc: str, styles: dict) -> None:
+    for series, curve in agg.groupby("series", sort=False):
+        mean, std = 100 * curve[f"{acc}_mean"], 100 * curve[f"{acc}_std"].fillna(0)
+        xs = curve[f"{x}_mean"] * (100 if x == "sparsity" else 1)
+        ax.plot(xs, mean, label=series, markersize=4, **styles[series])
+        ax.fill_between(xs, mean - std, mean + std, color=styles[series]["color"], alpha=0.2, linewidth=0)
+    ax.set_xlabel("sparsity (%)" if x == "sparsity" else x.replace("_", " "))
+    ax.set_ylabel(f"{acc.replace('_', ' ')} (%)")
+    ax.grid(alpha=0.3)
+
+
+def _title(agg: pd.DataFrame) -> str:
+    parts = [", ".join(map(str, agg[c].unique())) for c in ("model", "dataset", "schedule") if c in agg]
+    n = agg["n"]
+    seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+    return " / ".join(parts) + f": mean ± std over {seeds} seeds"
+
+
+def plot_comparison(agg: pd.DataFrame, acc: str = ACC) -> Figure:
+    """Accuracy vs sparsity, one line per series (mean ± std band); beside it accuracy vs `second_axis`."""
+    x2 = second_axis(agg)
+    fig = Figure(figsize=(12 if x2 else 7, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2 if x2 else 1, squeeze=False)[0]
+    styles = series_styles(agg)
+    for ax, x in zip(axes, ["sparsity", x2]):
+        _panel(ax, agg, x, acc, styles)
+    if x2:
+        axes[1].set_xscale("log")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(_title(agg))
+    return fig
+
+
+def layer_summary(layers: pd.DataFrame) -> pd.DataFrame:
+    """Final sparsity per layer (rows, in model order) and series (columns), mean over seeds."""
+    if layers.empty:
+        return pd.DataFrame()
+    return layers.groupby(["layer", "series"], sort=False)["sparsity"].mean().unstack("series")
+
+
+def plot_layers(layers: pd.DataFrame) -> Figure:
+    """Final sparsity of each layer per series (mean over seeds), as grouped bars."""
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    if layers.empty:
+        ax.text(0.5, 0.5, "no per-layer sparsity in these runs", ha="center", transform=ax.transAxes)
+        return fig
+    table, styles = layer_summary(layers), series_styles(layers)
+    width = 0.8 / len(table.columns)
+    for i, series in enumerate(table.columns):
+        ax.bar(np.arange(len(table)) + i * width, 100 * table[series], width, label=series,
+               color=styles[series]["color"])
+    ax.set_xticks(np.arange(len(table)) + 0.4 - width / 2, table.index, rotation=30, ha="right")
+    ax.set_ylabel("final sparsity (%)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+# -- tables ------------------------------------------------------------------------------------
+def _cell(mean: float, std: float, scale: float = 100, digits: int = 2) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{scale * mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {scale * std:.{digits}f}")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
+
+
+def accuracy_table(agg: pd.DataFrame, acc: str = ACC) -> str:
+    """Markdown: series x target sparsity, accuracy in % as "mean ± std"."""
+    targets = sorted(agg["target_sparsity"].unique())
+    header = ["method", "family", "n", *("dense" if t == 0 else f"{100 * t:g}%" for t in targets)]
+    rows = []
+    for series, curve in agg.groupby("series", sort=False):
+        by_target = curve.set_index("target_sparsity")
+        cells = [_cell(by_target[f"{acc}_mean"].get(t), by_target[f"{acc}_std"].get(t)) for t in targets]
+        rows.append([series, curve["family"].iloc[0], int(curve["n"].max()), *cells])
+    return _markdown_table(header, rows)
+
+
+def summary_table(summary: pd.DataFrame) -> str:
+    """Markdown: per series, the `run_summary` scores as "mean ± std" (accuracies and sparsities in %)."""
+    columns = {"dense_acc": ("dense acc (%)", 100, 2), "final_acc": ("final acc (%)", 100, 2),
+               "sparsity_within_1pt": ("max sparsity within 1 pt (%)", 100, 2),
+               "acc_auc": ("AUC acc x sparsity", 1, 3), "total_time_s": ("wall time (s)", 1, 1)}
+    header = ["method", "n", *(name for name, _, _ in columns.values())]
+    rows = [[r["series"], r["n"], *(_cell(r[f"{c}_mean"], r[f"{c}_std"], scale, digits)
+                                    for c, (_, scale, digits) in columns.items())] for _, r in summary.iterrows()]
+    return _markdown_table(header, rows)
+
+
+def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, str]], acc: str = ACC) -> str:
+    """The comparison as a markdown document: the accuracy table, the summary table, what was left out."""
+    parts = [f"{acc.replace('_', ' ').capitalize()} (%) per target sparsity, mean ± std over seeds (n runs).",
+             accuracy_table(agg, acc),
+             f"Per method: the highest sparsity within {100 * TOLERANCE:g} point of dense accuracy, and the area "
+             "under accuracy vs sparsity (trapezoid from 0 to the last sparsity reached).",
+             summary_table(summary)]
+    if skipped:
+        parts.append("Left out: " + "; ".join(f"`{run}` ({why})" for run, why in skipped))
+    return "\n\n".join(parts) + "\n"
+
+
+@dataclass
+class Comparison:
+    """A sweep's comparison: the per-target table, the per-method summary and the figure."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    figure: Figure
+    markdown: str
+
+
+def compare(sweep: Sweep) -> Comparison:
+    """Aggregate a gathered sweep into its tables, figure and markdown."""
+    if sweep.runs.empty:
+        raise ValueError("no complete runs to compare" + "".join(f"\n  {r}: {why}" for r, why in sweep.skipped))
+    agg, summary = aggregate(sweep.runs), method_summary(sweep.runs)
+    return Comparison(agg, summary, plot_comparison(agg), markdown(agg, summary, sweep.skipped))
+
+
+def write(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
+    """Write comparison.png, comparison.csv and comparison.md into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out_dir / f"comparison.{kind}" for kind in ("png", "csv", "md")}
+    comparison.figure.savefig(paths["png"], dpi=150)
+    comparison.table.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(comparison.markdown)
+    return paths

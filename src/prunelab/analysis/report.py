@@ -1,0 +1,132 @@
+"""The comparison of a set of runs: `prunelab-report` (from run directories or W&B), and `CompareSweep`,
+the Hydra callback that builds it in the sweep directory at the end of a multirun.
+
+    prunelab-report multirun/2025-01-01/10-00-00                    # one sweep
+    prunelab-report multirun/a multirun/b "outputs/*/*magnitude*"    # several, combined
+    prunelab-report --wandb me/prunelab --group multirun/2025-01-01/10-00-00 --out report/
+
+writes comparison.png, comparison.csv and comparison.md into --out (default: the current directory).
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import wandb
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from prunelab.analysis import compare, gather
+from prunelab.labels import run_labels
+
+log = logging.getLogger(__name__)
+
+
+def wandb_run(run) -> gather.Run | str:
+    """A run of the W&B API (`wandb.apis.public.Run`) as a `gather.Run`, or why it is left out.
+
+    Its rows are the history rows with stage metrics (`stage/<column>`), its labels come from its
+    config, its per-layer sparsity from the `layer_sparsity/<layer>` summary scalars.
+    """
+    if run.state != "finished":
+        return f"W&B state {run.state}"
+    stages = [{k.removeprefix("stage/"): v for k, v in row.items() if k.startswith("stage/")}
+              for row in run.scan_history() if row.get("stage/stage") is not None]
+    if not stages:
+        return "no stage metrics in its history"
+    rows = pd.DataFrame([{**run_labels(dict(run.config)), **s} for s in stages]).sort_values("stage")
+    rows["stage"] = rows["stage"].astype(int)
+    if missing_stages := gather.missing_stages(rows, run.config):
+        return missing_stages
+    layers = {k.removeprefix("layer_sparsity/"): v for k, v in run.summary.items() if k.startswith("layer_sparsity/")}
+    layer_table = pd.DataFrame({"layer": list(layers), "sparsity": list(layers.values())}) if layers else None
+    return gather.Run("/".join(run.path), rows.reset_index(drop=True), gather.config_settings(run.config),
+                       layer_table)
+
+
+def wandb_runs(runs: Iterable) -> tuple[list[gather.Run], list[tuple[str, str]]]:
+    """The pruning runs among W&B API runs (summary runs aside), and those left out with why."""
+    kept, skipped = [], []
+    for run in runs:
+        if run.job_type == "summary":
+            continue
+        converted = wandb_run(run)
+        if isinstance(converted, gather.Run):
+            kept.append(converted)
+        else:
+            skipped.append(("/".join(run.path), converted))
+    return kept, skipped
+
+
+def load(paths: Iterable[str] = (), project: str | None = None, group: str | None = None) -> gather.Sweep:
+    """Runs from directories/globs and from a W&B project ("entity/project", optionally one group)."""
+    runs, skipped = gather.collect(paths)
+    if project:
+        api_runs = wandb.Api().runs(project, filters={"group": group} if group else None)
+        more, more_skipped = wandb_runs(api_runs)
+        runs, skipped = runs + more, skipped + more_skipped
+    return gather.build_sweep(runs, skipped)
+
+
+class CompareSweep(Callback):
+    """Hydra callback: when every job of a multirun has returned, gather the sweep's complete runs and
+    write comparison.png, comparison.csv and comparison.md in the sweep directory; with logger=wandb,
+    log the same to one summary run in the sweep's W&B group."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep = gather.gather([sweep_dir])
+        if sweep.runs.empty:
+            log.warning("no complete runs in %s: nothing to compare", sweep_dir)
+            return
+        comparison = compare.compare(sweep)
+        paths = compare.write(comparison, sweep_dir)
+        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.values())))
+        if config.logger.name == "wandb":
+            from prunelab import (
+                tracking,  # Lightning and torch: only when W&B needs them
+            )
+
+            logger = config.logger
+            tracking.log_comparison(comparison, paths["png"], str(sweep_dir),
+                                    group=logger.group or tracking.group_name(config.hydra.sweep.dir),
+                                    mode=logger.mode, tags=list(logger.tags), project=logger.project,
+                                    entity=logger.get("entity"))
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="prunelab-report", description="Compare the methods of a set of runs: comparison.png/.csv/.md.")
+    parser.add_argument("paths", nargs="*", help="sweep or run directories, or globs (quote them)")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the runs of this W&B project")
+    parser.add_argument("--group", help="only this W&B group (a sweep: its directory, e.g. multirun/<date>/<time>)")
+    parser.add_argument("--out", type=Path, default=Path("."), help="where to write the comparison (default: .)")
+    args = parser.parse_args(argv)
+    if not args.paths and not args.wandb:
+        parser.error("give run directories, globs, or --wandb ENTITY/PROJECT")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `prunelab-report` command."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse(argv)
+    try:
+        sweep = load(args.paths, args.wandb, args.group)
+    except wandb.errors.Error as err:  # not logged in, no such project, no network
+        print(f"prunelab-report: error: W&B: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if sweep.runs.empty:
+        print("prunelab-report: error: no complete runs found", file=sys.stderr)
+        raise SystemExit(2)
+    comparison = compare.compare(sweep)
+    paths = compare.write(comparison, args.out)
+    print(comparison.markdown)
+    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.values())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Atomic writes: a file appears whole or not at all, whatever kills the process in between."""
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def replacing(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; once the block succeeds it is renamed onto `path`.
+
+    A failure inside the block removes the temporary file and leaves `path` as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path | str, value) -> None:
+    """Write `value` as indented JSON to `path` atomically (non-JSON values as their str)."""
+    write_text(path, json.dumps(value, indent=1, default=str))
+
+
+def write_table(path: Path | str, rows: list[dict]) -> None:
+    """Write `rows` as a CSV table to `path` atomically."""
+    import pandas as pd
+
+    with replacing(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def save_torch(path: Path | str, obj) -> None:
+    """`torch.save(obj, path)` atomically."""
+    import torch
+
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)

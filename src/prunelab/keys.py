@@ -1,0 +1,23 @@
+"""What each config key means for a run: the schema that hashing, caching, labels and comparisons share."""
+
+# Keys of a group node that label it and are never passed to its `_target_`.
+LABELS = ("name", "family")
+
+# The group nodes checked against their `_target_`'s signature before any work.
+GROUPS = ("model", "dataset", "pruning", "schedule")
+
+# Settings that change how a run is watched, stored or fed, never its results: left out of its hash.
+NOT_RESULTS = (
+    "logger", "store_dir", "cache",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+    "dataset.data_dir", "dataset.download", "dataset.num_workers", "dataset.eval_batch_size",
+)
+
+# The top-level nodes that determine the dense model ...
+DENSE_NODES = ("seed", "model", "dataset", "optimizer", "scheduler", "trainer", "schedule")
+# ... less the schedule's settings that only act after dense training.
+AFTER_DENSE = ("schedule.name", "schedule._target_", "schedule.targets", "schedule.finetune_epochs",
+               "schedule.cumulative")
+
+# Config nodes whose settings tell two series of a comparison apart (leaf keys named `seed` never do).
+SERIES_NODES = ("pruning", "schedule", "model", "dataset")

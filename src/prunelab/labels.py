@@ -1,0 +1,25 @@
+"""A run's identity from its plain config: labels, family and name. No torch, so reports load fast."""
+
+FAMILIES = ("random", "magnitude", "gradient", "structural")
+
+
+def default_family(method: str) -> str:
+    """The family of a method whose config has no `family` key (runs from before the key existed)."""
+    return "random" if "random" in method else "other"
+
+
+def method_family(pruning: dict) -> str:
+    """A pruning config's `family` (one of FAMILIES), else `default_family`."""
+    return pruning.get("family") or default_family(pruning["name"])
+
+
+def run_labels(config: dict) -> dict:
+    """The labels every results row and W&B run carries: method, family, model, dataset, schedule, seed."""
+    return {"method": config["pruning"]["name"], "family": method_family(config["pruning"]),
+            "model": config["model"]["name"], "dataset": config["dataset"]["name"],
+            "schedule": config["schedule"]["name"], "seed": int(config["seed"])}
+
+
+def run_name(labels: dict) -> str:
+    """`<method>_<model>_<dataset>_s<seed>`: the run's folder name in the store and its W&B name."""
+    return f"{labels['method']}_{labels['model']}_{labels['dataset']}_s{labels['seed']}"

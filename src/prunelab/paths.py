@@ -1,0 +1,112 @@
+"""Every file of a run folder and of the dense-model cache, named once (OpenLTH's `paths.py` rule)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder."""
+
+    root: Path
+
+    @property
+    def results(self) -> Path:
+        """One row per stage: the accuracy-vs-sparsity curve."""
+        return self.root / "results.csv"
+
+    @property
+    def layers(self) -> Path:
+        """One row per stage and layer: weights and sparsity."""
+        return self.root / "layer_sparsity.csv"
+
+    @property
+    def status(self) -> Path:
+        """`running`, `done` or `failed`, with the sweep objective or the error."""
+        return self.root / "status.json"
+
+    @property
+    def dense(self) -> Path:
+        """The dense model's state_dict at the end of stage 0."""
+        return self.root / "dense.pt"
+
+    @property
+    def masks(self) -> Path:
+        """Every stage's masks (with `schedule.save_masks`)."""
+        return self.root / "masks.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The checkpoint of the last completed epoch, from which a killed run continues."""
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def model_state(self) -> Path:
+        """The final model's state, masks, config and removal history (`training.export.load_model`)."""
+        return self.root / "model_final_state.pt"
+
+    @property
+    def model_program(self) -> Path:
+        """The final model as a torch.export program that runs without prunelab."""
+        return self.root / "model_final.pt2"
+
+    @property
+    def wandb_model(self) -> Path:
+        """The final weights as a plain state_dict, uploaded as a W&B artifact."""
+        return self.root / "model.pt"
+
+    @property
+    def hydra_config(self) -> Path:
+        """The composed config Hydra saved for the job."""
+        return self.root / ".hydra" / "config.yaml"
+
+    def tables(self) -> list[Path]:
+        """The files a job copies into its Hydra folder when its run lives in the store."""
+        return [self.results, self.layers, self.masks]
+
+
+def run_folder(store_dir: Path | str, name: str, key: str) -> RunPaths:
+    """`<store_dir>/runs/<name>-<key>`: one folder per run name and settings hash."""
+    return RunPaths(Path(store_dir) / "runs" / f"{name}-{key}")
+
+
+@dataclass(frozen=True)
+class DensePaths:
+    """The files of one shared dense model in `<store_dir>/dense/<key>`."""
+
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "dense.ckpt"
+
+    @property
+    def complete(self) -> Path:
+        """Written last: the entry may be read once this exists."""
+        return self.root / "complete"
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "settings.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root.with_suffix(".lock")
+
+    @property
+    def work(self) -> Path:
+        """Where the dense model trains (and resumes) before it is published."""
+        return self.root.with_suffix(".work")
+
+    @property
+    def trained_log(self) -> Path:
+        """One line per dense training in this store: what sharing saved."""
+        return self.root.parent / "trained.log"
+
+
+def dense_entry(store_dir: Path | str, key: str) -> DensePaths:
+    return DensePaths(Path(store_dir) / "dense" / key)

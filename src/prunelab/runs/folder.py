@@ -1,0 +1,43 @@
+"""The one writer of a run folder: its tables, dense weights, masks and status, through `RunPaths`."""
+
+import json
+from typing import TYPE_CHECKING
+
+from prunelab import atomic
+from prunelab.paths import RunPaths
+
+if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
+    from prunelab.training.engine import StageRecord
+
+
+class RunFolder:
+    """The engine's sink for the run folder: results.csv and layer_sparsity.csv after every stage (atomically),
+    the dense weights after stage 0, every stage's masks when the schedule saves them."""
+
+    def __init__(self, paths: RunPaths):
+        self.paths = paths
+
+    def start(self) -> None:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+
+    def stage_done(self, record: "StageRecord") -> None:
+        atomic.write_table(self.paths.results, record.rows)
+        atomic.write_table(self.paths.layers, record.layer_rows)
+        if record.stage == 0:
+            atomic.save_torch(self.paths.dense, record.model.state_dict())
+        elif record.stage_masks:
+            atomic.save_torch(self.paths.masks, record.stage_masks)
+
+    def run_done(self, rows: list[dict]) -> None:
+        pass
+
+
+def read_status(paths: RunPaths) -> dict:
+    """The run's status.json (`{}` when there is none)."""
+    return json.loads(paths.status.read_text()) if paths.status.is_file() else {}
+
+
+def write_status(paths: RunPaths, status: dict) -> None:
+    """Write status.json atomically."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(paths.status, status)

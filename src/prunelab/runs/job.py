@@ -1,0 +1,97 @@
+"""One job (a single run, or one job of a multirun): skip it if done, resume it if not, and in a sweep
+keep its failure to itself.
+
+Every job leaves a `status.json` in its Hydra folder (and in its run folder in the store):
+`status` is `done` or `failed`; a failure says why, and a divergence at which stage and
+sparsity. `SweepSummary` reads them at the end of a multirun, prints what failed and exits
+non-zero when anything did.
+"""
+
+import logging
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from prunelab.errors import ConfigError, Diverged
+from prunelab.paths import RunPaths
+from prunelab.runs.folder import read_status, write_status
+from prunelab.runs.spec import from_config
+
+log = logging.getLogger(__name__)
+
+
+def objective(results: pd.DataFrame) -> float:
+    """What a sweeper maximises: validation accuracy after fine-tuning at the last target."""
+    return float(results["val_acc"].iloc[-1])
+
+
+def failure(err: BaseException) -> dict:
+    """The status of a run that raised `err`."""
+    status = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    if isinstance(err, Diverged):
+        status.update(stage=err.stage, sparsity=err.sparsity, epoch=err.epoch)
+    return status
+
+
+def _record(run: RunPaths, job: RunPaths, status: dict, skipped: bool = False) -> None:
+    """Write the run's status where it lives, and the job's (status, tables, masks, run folder) in the Hydra folder."""
+    if not skipped:
+        write_status(run, status)
+    if run != job or skipped:
+        write_status(job, {**status, "skipped": skipped, "run_dir": str(run.root)})
+    if run != job:  # what later jobs and the sweep comparison read from the Hydra folder
+        for source, target in zip(run.tables(), job.tables()):
+            if source.is_file():
+                shutil.copyfile(source, target)
+
+
+def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
+    """Run `cfg` in its store folder, or skip it when it is done; returns `objective`.
+
+    With `isolate` (a multirun job) a failure is recorded and NaN returned instead of raised.
+    """
+    from prunelab.runs.run import (
+        run,  # torch and Lightning load only when a job runs, not for the callback
+    )
+
+    job = paths = RunPaths(Path(job_dir))
+    try:
+        spec = from_config(cfg, job_dir)
+        paths = spec.paths
+        status = read_status(paths)
+        if status.get("status") == "done" and paths.results.is_file():
+            log.info("skipped: %s is done", paths.root)
+            _record(paths, job, status, skipped=True)
+            return status["objective"]
+        write_status(paths, {"status": "running"})
+        value = objective(run(spec).results)
+        _record(paths, job, {"status": "done", "objective": value})
+        return value
+    except Exception as err:
+        _record(paths, job, failure(err))
+        if not isolate:
+            raise
+        log.error("run failed: %s", err, exc_info=not isinstance(err, ConfigError))
+        return math.nan
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun: how many jobs ran, were skipped or failed; exit 1 if any failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        jobs = sorted(p.parent for p in Path(config.hydra.sweep.dir).glob("*/.hydra"))
+        statuses = {job: read_status(RunPaths(job)) for job in jobs}
+        failed = {job: s for job, s in statuses.items() if s.get("status") != "done"}
+        skipped = sum(bool(s.get("skipped")) for s in statuses.values())
+        print(f"prunelab: sweep of {len(jobs)} runs: {len(jobs) - skipped - len(failed)} ran,"
+              f" {skipped} skipped, {len(failed)} failed", file=sys.stderr)
+        for job, status in failed.items():
+            where = f" at stage {status['stage']}, sparsity {status['sparsity']:.4f}" if "stage" in status else ""
+            print(f"  failed: {job.name}: {status.get('error', 'did not finish')}{where}", file=sys.stderr)
+        if failed:
+            raise SystemExit(1)

@@ -1,0 +1,149 @@
+"""One pruning run: a RunSpec in, results (one row per stage) out, resumable in its folder."""
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from prunelab import tracking
+from prunelab.config import build
+from prunelab.errors import ConfigError
+from prunelab.paths import RunPaths
+from prunelab.pruning.masks import Masks
+from prunelab.runs import cache, resume
+from prunelab.runs.folder import RunFolder
+from prunelab.runs.spec import RunSpec
+from prunelab.scores import final_layers
+from prunelab.training.callback import PruningCallback
+from prunelab.training.engine import Sink, StageEngine
+from prunelab.training.export import save_model
+from prunelab.training.meter import Meter
+from prunelab.training.module import ClassificationModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: one row per stage, the trained module and its final masks."""
+
+    results: pd.DataFrame
+    module: ClassificationModule
+    masks: Masks | None
+
+
+@dataclass
+class Parts:
+    """Everything a run trains with, built and checked before training."""
+
+    datamodule: pl.LightningDataModule
+    module: ClassificationModule
+    engine: StageEngine
+
+
+def load_dense(model: nn.Module, path: str) -> None:
+    """Load a dense model from a Lightning checkpoint or a plain state_dict file."""
+    if not Path(path).is_file():
+        raise ConfigError("dense_checkpoint", f"no file at {path}", "give the path of a .ckpt or .pt file, or null")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError("dense_checkpoint", f"does not fit model={model.__class__.__name__} ({first})",
+                          "give a checkpoint of the same model and dataset") from None
+
+
+def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
+    """Build everything a run needs from its spec; every remaining ConfigError is raised here, before training."""
+    config = spec.config
+    schedule = build(config["schedule"])
+    datamodule = build(config["dataset"])
+    datamodule.check()
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    model = build(config["model"])
+    pruner = build(config["pruning"])
+    pruner.parameters(model)
+    if config["dense_checkpoint"]:
+        load_dense(model, config["dense_checkpoint"])
+    module = ClassificationModule(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
+                                  num_classes=config["dataset"]["num_classes"])
+    engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
+                         model_factory=partial(build, config["model"]), sinks=sinks or [])
+    return Parts(datamodule, module, engine)
+
+
+def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageEngine, **kwargs):
+    """The configured Trainer, checkpointing every epoch into `paths` for resume."""
+    ckpt = resume.checkpointing(paths, stamp)
+    return build(spec.config["trainer"], callbacks=[PruningCallback(engine), *ckpt.pop("callbacks")],
+                 default_root_dir=str(paths.root), **ckpt, **kwargs)
+
+
+def _fit(trainer, parts: Parts, start: Path | None) -> None:
+    if start is not None:
+        done = torch.load(start, weights_only=True, mmap=True)["epoch"] + 1
+        log.info("continuing from %s after epoch %d", start, done)
+    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
+
+
+def train_dense(spec: RunSpec, work: Path) -> Path:
+    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint."""
+    parts, paths = prepare(spec), RunPaths(work)
+    stamp = resume.Stamp("dense", spec.dense_settings)
+    trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.pretrain_epochs,
+                       logger=False)
+    last = paths.last_checkpoint
+    _fit(trainer, parts, resume.check(last, stamp, paths.root) if last.is_file() else None)
+    return last
+
+
+def start_checkpoint(spec: RunSpec, stamp: resume.Stamp, processes: int) -> Path | None:
+    """Where the run continues from: its own last checkpoint, else the shared dense model, else nothing."""
+    last = spec.paths.last_checkpoint
+    if last.is_file():
+        return resume.check(last, stamp, spec.paths.root)
+    if spec.shares_dense and processes > 1:  # the other processes of a DDP run would wait on the lock forever
+        log.info("dense model: not shared, this run trains it in %d processes", processes)
+    elif spec.shares_dense:
+        dense = cache.dense_checkpoint(spec, lambda work: train_dense(spec, work))
+        return resume.check(dense, resume.Stamp("dense", spec.dense_settings), dense.parent)
+    return None
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
+
+    A run continues from the last checkpoint in its folder when there is one.
+    """
+    paths, config = spec.paths, spec.config
+    paths.root.mkdir(parents=True, exist_ok=True)
+    parts = prepare(spec, sinks=[RunFolder(paths)])
+    logger = build(config["logger"], save_dir=str(paths.root), run_config=config)
+    loggers = [logger] if logger else []
+    parts.engine.sinks.append(tracking.LoggerSink(loggers))
+    stamp = resume.Stamp("run", spec.settings)
+    try:  # the W&B run is finished whatever happens, and marked failed when the run fails
+        trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
+                           logger=logger)
+        _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
+        engine, model = parts.engine, parts.module.model
+        if config["save_model"] and trainer.is_global_zero:
+            save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
+                       getattr(engine.pruner, "history", []))
+        layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
+        tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
+    except BaseException:
+        tracking.finish(loggers, failed=True)
+        raise
+    tracking.finish(loggers, failed=False)
+    log.info("results: %s", paths.results)
+    return RunResult(pd.DataFrame(parts.engine.rows), parts.module, parts.engine.masks)

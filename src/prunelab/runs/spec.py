@@ -1,0 +1,57 @@
+"""The run specification: the raw config read once, at the entrance, into what every lower layer needs."""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunelab.labels import run_labels, run_name
+from prunelab.paths import RunPaths, run_folder
+from prunelab.runs import schemas, store
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: its resolved config, labels, result-determining settings and their hash, its folder.
+
+    `paths` is the run's folder in the store (`<store_dir>/runs/<name>-<key>`), or the job's own
+    folder when there is no store.
+    """
+
+    config: dict
+    labels: dict
+    settings: dict
+    key: str
+    dense_settings: dict
+    paths: RunPaths
+
+    @property
+    def seed(self) -> int:
+        return self.labels["seed"]
+
+    def at(self, folder: Path | str) -> "RunSpec":
+        """The same run, kept in `folder` instead (the store still shares its dense model)."""
+        return replace(self, paths=RunPaths(Path(folder)))
+
+    @property
+    def shares_dense(self) -> bool:
+        """Whether the dense model comes from the store's cache (on, with a store, dense training, no checkpoint)."""
+        c = self.config
+        return bool(c["cache"] and c["store_dir"] and not c["dense_checkpoint"] and c["schedule"]["pretrain_epochs"] > 0)
+
+
+def resolve(cfg: DictConfig) -> dict:
+    """The resolved plain config, without Hydra's own node."""
+    plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    plain.pop("hydra", None)
+    return plain
+
+
+def from_config(cfg: DictConfig, job_dir: Path | str) -> RunSpec:
+    """Check `cfg` (a ConfigError names the first bad setting) and turn it into a RunSpec."""
+    schemas.check(cfg)
+    config = resolve(cfg)
+    labels, settings = run_labels(config), store.settings(config)
+    key = store.digest(settings)
+    paths = run_folder(config["store_dir"], run_name(labels), key) if config["store_dir"] else RunPaths(Path(job_dir))
+    return RunSpec(config, labels, settings, key, store.dense_settings(config), paths)

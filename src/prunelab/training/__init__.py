@@ -1,0 +1,1 @@
+"""Training: the LightningModule, the stage engine and its Lightning callback, pruning schedules, compute metering, export."""

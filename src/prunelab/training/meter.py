@@ -1,0 +1,126 @@
+"""Compute metrics: MACs (all and of the nonzero weights), parameters per layer, measured latency.
+
+MACs are the multiply-accumulates of Conv and Linear layers and of attention's two matrix products,
+for one input image; norms, activations and pooling are not counted.
+"""
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from prunelab.errors import ConfigError
+from prunelab.models.attention import SelfAttention
+from prunelab.modes import eval_mode
+
+
+@dataclass
+class LayerCost:
+    """One layer's weights (all, nonzero) and MACs (all, of the nonzero weights) for one input."""
+
+    params: int
+    nonzero: int
+    macs: int
+    nonzero_macs: float
+
+
+def _density(*weights: torch.Tensor) -> list[float]:
+    return [int(torch.count_nonzero(w)) / w.numel() if w.numel() else 0.0 for w in weights]
+
+
+def _weighted(parts: list[tuple[torch.Tensor | None, int]]) -> LayerCost:
+    # parts: (weight, MACs); a None weight marks MACs of activation products (always dense)
+    weights = [w for w, _ in parts if w is not None]
+    nonzero_macs = sum(macs * (_density(w)[0] if w is not None else 1.0) for w, macs in parts)
+    return LayerCost(sum(w.numel() for w in weights), sum(int(torch.count_nonzero(w)) for w in weights),
+                     sum(macs for _, macs in parts), nonzero_macs)
+
+
+def _cost(m: nn.Module, inputs: tuple, out) -> LayerCost | None:
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return _weighted([(m.weight, out.numel() * m.weight[0].numel())])
+    if isinstance(m, nn.Linear):
+        return _weighted([(m.weight, out.numel() * m.in_features)])
+    if isinstance(m, nn.MultiheadAttention):  # its projections run inside F.multi_head_attention_forward
+        q, k = inputs[0], inputs[1]
+        lq, lk = (q.shape[-2], k.shape[-2]) if m.batch_first or q.dim() == 2 else (q.shape[0], k.shape[0])
+        e = m.embed_dim
+        return _weighted([(m.in_proj_weight, (lq + 2 * lk) * e * e), (None, 2 * lq * lk * e),
+                              (m.out_proj.weight, lq * e * e)])
+    if isinstance(m, SelfAttention):  # its qkv and proj Linears are counted as Linears
+        n = inputs[0].shape[1]
+        return _weighted([(None, 2 * n * n * (m.qkv.out_features // 3))])
+    return None
+
+
+@torch.no_grad()
+def layer_costs(model: nn.Module, example: torch.Tensor) -> dict[str, LayerCost]:
+    """Weights and MACs of every Conv, Linear and attention layer of `model` for the one-image batch `example`."""
+    costs, hooks = {}, []
+    for name, m in model.named_modules():
+        def hook(mod, inputs, out, name=name):
+            cost = _cost(mod, inputs, out[0] if isinstance(out, tuple) else out)
+            if cost is not None:
+                costs[name] = cost
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        with eval_mode(model):
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return costs
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, batch: torch.Tensor, repeats: int, warmup: int) -> float:
+    """Median wall time of one forward pass over `batch`, in ms, after `warmup` untimed passes."""
+    sync = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
+    times = []
+    with eval_mode(model):
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(batch)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+class Meter:
+    """The `metrics` config: measures a model's compute per stage.
+
+    `latency_batch_size` images per timed forward pass, `latency_repeats` timed passes (the median is
+    reported) after `latency_warmup` untimed ones.
+    """
+
+    def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3):
+        settings = [("latency_batch_size", latency_batch_size, 1), ("latency_repeats", latency_repeats, 1),
+                    ("latency_warmup", latency_warmup, 0)]
+        for key, value, least in settings:
+            if value < least:
+                raise ConfigError(f"metrics.{key}", f"must be >= {least}, got {value}", f"set it to {least} or more")
+        self.batch_size, self.repeats, self.warmup = latency_batch_size, latency_repeats, latency_warmup
+
+    def measure(self, model: nn.Module, input_shape: Sequence[int], params: int, nonzero: int,
+                dense: dict | None) -> tuple[dict, dict[str, LayerCost]]:
+        """(results columns, per-layer costs) of `model`; `dense`: the dense stage's row (None: this is it)."""
+        device = next(model.parameters()).device
+        costs = layer_costs(model, torch.zeros(1, *input_shape, device=device))
+        macs = sum(c.macs for c in costs.values())
+        nonzero_macs = sum(c.nonzero_macs for c in costs.values())
+        dense = dense or {"params": params, "macs": macs}
+        columns = {
+            "macs": macs,
+            "nonzero_macs": round(nonzero_macs),
+            "compression": dense["params"] / nonzero if nonzero else math.inf,
+            "theoretical_speedup": dense["macs"] / nonzero_macs if nonzero_macs else math.inf,
+            "latency_ms": latency_ms(model, torch.randn(self.batch_size, *input_shape, device=device),
+                                     self.repeats, self.warmup),
+        }
+        return columns, costs

@@ -1,0 +1,100 @@
+"""The LightningModule for classification, with optimizer and LR-schedule factories from config."""
+
+from typing import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from prunelab.modes import eval_mode
+
+
+def _accuracies(num_classes: int) -> nn.ModuleDict:
+    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    if num_classes >= 10:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return nn.ModuleDict(metrics)
+
+
+class ClassificationModule(pl.LightningModule):
+    """Cross-entropy training of `model`; top-1 (and top-5 for >= 10 classes) accuracy.
+
+    `optimizer(params)` and `scheduler(optimizer, epochs=...)` (an LR schedule of `prunelab.training.lr`)
+    are factories; the optimizer and LR schedule are built afresh for every stage (see `set_stage`).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.val_metrics = _accuracies(num_classes)
+        self.num_classes = num_classes
+        self.stage_epochs, self.lr_scale = 1, 1.0
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets `_current_fx_name` around every hook call, ~50 times a step; nn.Module's
+        # __setattr__ checks cost ~10% of a small model's step, and a hook name is never a parameter.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def set_stage(self, epochs: int, lr_scale: float = 1.0) -> None:
+        """Length (epochs) and LR scale of the stage that `configure_optimizers` builds for."""
+        self.stage_epochs, self.lr_scale = epochs, lr_scale
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["stage_settings"] = {"epochs": self.stage_epochs, "lr_scale": self.lr_scale}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Restored before the optimizer is rebuilt, so a resumed stage gets its own LR schedule.
+        self.set_stage(**checkpoint["stage_settings"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._samples = torch.zeros((), device=self.device), 0
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        # Summed here and logged once per epoch: a `self.log` call costs about 1 ms, a small model's whole step.
+        self._loss_sum += loss.detach() * len(y)
+        self._samples += len(y)
+        return loss
+
+    def train_loss(self) -> torch.Tensor:
+        """Mean training loss of the epoch so far, per sample, averaged over ranks."""
+        return self.trainer.strategy.reduce(self._loss_sum / max(self._samples, 1), reduce_op="mean")
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.train_loss(), prog_bar=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.model(x)
+        self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)
+        for name, metric in self.val_metrics.items():
+            metric(logits, y)
+            self.log(f"val/{name}", metric, prog_bar=name == "acc")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_scale
+        scheduler = self.scheduler_factory(optimizer, epochs=self.stage_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable) -> dict[str, float]:
+        """Accuracies of the current weights over `batches`, outside any Trainer loop."""
+        metrics = _accuracies(self.num_classes).to(self.device)
+        with eval_mode(self):
+            for x, y in batches:
+                logits = self.model(x.to(self.device))
+                for metric in metrics.values():
+                    metric.update(logits, y.to(self.device))
+        return {name: float(metric.compute()) for name, metric in metrics.items()}

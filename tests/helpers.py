@@ -1,0 +1,211 @@
+"""Shared test builders and doubles: the real config composed and shrunk, runs in a folder, fake runs and
+W&B files, pruners that spy, fail or diverge. Imported by every test module; configs point at the
+doubles here (`tests.helpers.<Name>`)."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+from prunelab.pruning import UnstructuredPruner
+from prunelab.pruning.criteria import ScoreContext
+from prunelab.runs.run import Parts, RunResult
+from prunelab.runs.run import prepare as prepare_spec
+from prunelab.runs.run import run as run_spec
+from prunelab.runs.spec import from_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = Path(str(resources.files("prunelab") / "conf"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# A run of a few seconds: 2 dense epochs, 2 targets of 1 fine-tune epoch each.
+TINY = [
+    "schedule.pretrain_epochs=2",
+    "schedule.finetune_epochs=1",
+    "schedule.targets=[0.5,0.8]",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+    "save_model=false",
+]
+
+# Small learnable data (4 training batches of 64) for tests of how runs work rather than how well.
+SMALL = ["dataset=synthetic", "dataset.num_samples=256", "dataset.num_test=64"]
+
+
+def options(group: str) -> list[str]:
+    """Every option of a config group, from its folder: the group is the registry. Never empty."""
+    found = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    assert found, f"no options in {CONF / group}"
+    return found
+
+
+def cli(*args: str, cwd, store=None, **popen) -> subprocess.Popen:
+    """Start `python -m prunelab *args` on this checkout (tests.* importable), with its own store."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    if store is not None:
+        env["PRUNELAB_STORE"] = str(store)
+    return subprocess.Popen([sys.executable, "-m", "prunelab", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run(cfg, folder) -> RunResult:
+    """`cfg` run in `folder` (the store still shares dense models, as in a sweep)."""
+    return run_spec(from_config(cfg, folder).at(folder))
+
+
+def prepare(cfg, folder) -> Parts:
+    """What `run` would train with, built and checked."""
+    return prepare_spec(from_config(cfg, folder).at(folder))
+
+
+# -- doubles ------------------------------------------------------------------------------------
+def tiny_net() -> nn.Module:
+    """A conv layer and three Linears with seeded weights (the last one the classifier)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 33), nn.ReLU(),
+                         nn.Linear(33, 10))
+
+
+def ctx(seed: int = 0) -> ScoreContext:
+    """A score context without batches, drawing from a generator seeded with `seed`."""
+    return ScoreContext(batches=lambda: [], loss=nn.functional.cross_entropy,
+                        generator=torch.Generator().manual_seed(seed))
+
+
+class SpyPruner(UnstructuredPruner):
+    """Records the weights it is given at every pruning step."""
+
+    seen: list = []
+
+    def prune(self, model, masks, target, ctx):
+        SpyPruner.seen.append({n: p.detach().clone() for n, p in self.parameters(model).items()})
+        return super().prune(model, masks, target, ctx)
+
+
+
+class NaNPruner(UnstructuredPruner):
+    """Prunes, then spoils one weight, so that the next fine-tuning epoch has a NaN loss."""
+
+    def prune(self, model, masks, target, ctx):
+        masks = super().prune(model, masks, target, ctx)
+        with torch.no_grad():
+            next(iter(self.parameters(model).values())).view(-1)[0] = float("nan")
+        return masks
+
+
+class FailingPruner(UnstructuredPruner):
+    """Fails at the second pruning step, as a real bug would."""
+
+    def prune(self, model, masks, target, ctx):
+        if target > 0.5:
+            raise RuntimeError("pruning bug")
+        return super().prune(model, masks, target, ctx)
+
+
+# -- fake runs and W&B files --------------------------------------------------------------------
+TARGETS = (0.5, 0.8)
+
+
+def fake_results(method: str, seed: int, accs, targets=TARGETS, family: str | None = "magnitude", **columns):
+    """One run's rows: stage 0 dense, then one stage per target, with the given test accuracies."""
+    stages = range(len(accs))
+    rows = pd.DataFrame({
+        "method": method, "model": "mlp", "dataset": "digits", "schedule": "iterative", "seed": seed,
+        "stage": list(stages), "target_sparsity": [0.0, *targets][: len(accs)],
+        "sparsity": [0.0, *targets][: len(accs)], "params": 1000,
+        "nonzero_params": [int(1000 * (1 - s)) for s in [0.0, *targets][: len(accs)]],
+        "acc_before_ft": accs, "val_acc": accs, "test_acc": accs, "epoch": list(stages),
+        "stage_time_s": 1.0, "wall_time_s": [1.0 + s for s in stages], **columns,
+    })
+    return rows if family is None else rows.assign(family=family)
+
+
+def write_run(run_dir: Path, method: str, seed: int, accs, targets=TARGETS, family: str | None = "magnitude",
+              scope: str = "global", **columns) -> Path:
+    """A run directory as `prunelab` leaves it (results.csv, .hydra/config.yaml, layer_sparsity.csv)."""
+    run_dir = Path(run_dir)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    fake_results(method, seed, accs, targets, family, **columns).to_csv(run_dir / "results.csv", index=False)
+    pruning = {"name": method, "scope": scope, **({"family": family} if family else {})}
+    config = {"pruning": pruning, "schedule": {"name": "iterative", "targets": list(targets)},
+              "model": {"name": "mlp"}, "dataset": {"name": "digits", "seed": "${seed}"}, "seed": seed}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    last = [0.0, *targets][len(accs) - 1]
+    pd.DataFrame({"layer": ["fc1.weight", "fc2.weight"], "params": [800, 200], "sparsity": [last + 0.05, last - 0.2]}
+                 ).to_csv(run_dir / "layer_sparsity.csv", index=False)
+    return run_dir
+
+
+def write_sweep(sweep_dir: Path, methods: dict[str, list], seeds=(0, 1), **kwargs) -> Path:
+    """A multirun directory: one run per method and seed; `methods` maps a method to its accuracies
+    (seed s adds 0.01 * s)."""
+    jobs = [(method, accs, seed) for method, accs in methods.items() for seed in seeds]
+    for i, (method, accs, seed) in enumerate(jobs):
+        write_run(sweep_dir / f"{i}_{method}_s{seed}", method, seed, [a + 0.01 * seed for a in accs], **kwargs)
+    return sweep_dir
+
+
+# -- W&B's offline transaction log (run-<id>.wandb): a LevelDB-style log of protobuf Records -----------
+BLOCK, HEADER = 32768, 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def wandb_records(path: Path):
+    """Every `wandb_internal_pb2.Record` in a .wandb file, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", "not a W&B transaction log"
+    pos, chunks = HEADER, b""
+    while pos + HEADER <= len(data):
+        if BLOCK - pos % BLOCK < HEADER:  # a block's tail too short for a header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        chunk, pos = data[pos + HEADER:pos + HEADER + length], pos + HEADER + length
+        if kind == 0:  # zero-filled padding
+            continue
+        chunks = chunk if kind in (FULL, FIRST) else chunks + chunk
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            yield record
+
+
+def _items(items) -> dict:
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+
+def wandb_run_file(run_dir: Path) -> dict:
+    """What a W&B run logged, read back from its .wandb file: the run record, history rows, summary
+    updates, artifacts and exit record."""
+    found = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
+    for record in wandb_records(run_dir / f"run-{run_dir.name.split('-')[-1]}.wandb"):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            found["history"].append(_items(record.history.item))
+        elif kind == "summary":
+            found["summary"].update(_items(record.summary.update))
+        elif kind == "artifact":
+            found["artifacts"].append(record.artifact)
+        elif kind in ("run", "exit"):
+            found[kind] = getattr(record, kind)
+    return found
+
+
+def wandb_run_dirs(root: Path) -> list[Path]:
+    return sorted(Path(root).glob("wandb/offline-run-*"))
