@@ -12,13 +12,21 @@ import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "src" / "prunelab" / "conf"
 
 
 def config(*overrides: str):
     """The composed prunelab config with `overrides`."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def prepared(cfg, folder: Path):
+    """What a run of `cfg` in `folder` trains with (`prunelab.runs.run.Parts`), built and checked."""
+    from prunelab.runs.run import prepare
+    from prunelab.runs.spec import from_config
+
+    return prepare(from_config(cfg, folder).at(folder))
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch.nn.functional as F
-from common import config, median, threads, timed
+from common import config, median, prepared, threads, timed
 
 from prunelab.config import build
-from prunelab.runs.run import prepare
+from prunelab.training.callback import PruningCallback
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,11 +46,12 @@ class EpochTimer(pl.Callback):
 
 def prunelab_epochs(cfg, tmp, epochs: int) -> tuple[list[float], list[float]]:
     """Dense epochs and 90%-sparse fine-tune epochs of one prunelab run."""
-    schedule, datamodule, module, callback = prepare(cfg, tmp)
+    parts = prepared(cfg, tmp)
     timer = EpochTimer()
-    trainer = build(cfg.trainer, max_epochs=schedule.total_epochs, logger=False, callbacks=[callback, timer],
-                    default_root_dir=str(tmp), limit_val_batches=0, enable_progress_bar=False)
-    trainer.fit(module, datamodule=datamodule)
+    trainer = build(cfg.trainer, max_epochs=parts.engine.schedule.total_epochs, logger=False,
+                    callbacks=[PruningCallback(parts.engine), timer], default_root_dir=str(tmp), limit_val_batches=0,
+                    enable_progress_bar=False)
+    trainer.fit(parts.module, datamodule=parts.datamodule)
     return timer.times[:epochs], timer.times[epochs + 1:]  # skip the first fine-tune epoch (it prunes)
 
 
@@ -65,7 +66,8 @@ def profile(cfg, top: int = 25) -> None:
 def plain_epochs(cfg, epochs: int) -> list[float]:
     """Seconds per epoch of a plain PyTorch loop over the same model, data order and optimizer as the run."""
     with tempfile.TemporaryDirectory() as tmp:
-        _, datamodule, module, _ = prepare(cfg, Path(tmp))
+        parts = prepared(cfg, Path(tmp))
+    datamodule, module = parts.datamodule, parts.module
     datamodule.setup("fit")
     model, times = module.model, []
     optimizer = module.optimizer_factory(model.parameters())

@@ -22,15 +22,16 @@ t = {"interpreter": time.perf_counter() - float(sys.argv[1])}
 s = time.perf_counter()
 import pytorch_lightning as pl
 from prunelab.config import build
-from prunelab.runs.run import prepare
+from prunelab.training.callback import PruningCallback
 from omegaconf import OmegaConf
 t["imports"] = time.perf_counter() - s
 sys.path.insert(0, sys.argv[2])
-from common import config
+from common import config, prepared
 s = time.perf_counter(); cfg = config("logger=wandb", "trainer.enable_progress_bar=false"); t["config"] = time.perf_counter() - s
 out = tempfile.mkdtemp()
 s = time.perf_counter()
-schedule, dm, module, callback = prepare(cfg, Path(out))
+parts = prepared(cfg, Path(out))
+dm, module, callback = parts.datamodule, parts.module, PruningCallback(parts.engine)
 dm.setup("fit")
 t["data + model"] = time.perf_counter() - s
 s = time.perf_counter()

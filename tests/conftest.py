@@ -1,10 +1,20 @@
 """Fixtures for every test: one dense-model store per session, W&B offline into each test's folder."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import SHARED_DATA
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items):
+    """Tests under tests/e2e train through Lightning or the command: marked `e2e` (`-m "not e2e"`: unit only)."""
+    for item in items:
+        if E2E in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from prunelab.pruning import UnstructuredPruner
@@ -46,6 +47,17 @@ def options(group: str) -> list[str]:
     found = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
     assert found, f"no options in {CONF / group}"
     return found
+
+
+def structural_options() -> list[str]:
+    """The options of the pruning group that remove whole channels."""
+    return [o for o in options("pruning") if OmegaConf.load(CONF / "pruning" / f"{o}.yaml")["_target_"].endswith(
+        "StructuralPruner")]
+
+
+def widths(model: nn.Module) -> list[int]:
+    """The output width of every Conv2d and Linear layer, in module order."""
+    return [m.weight.shape[0] for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
 def cli(*args: str, cwd, store=None, **popen) -> subprocess.Popen:

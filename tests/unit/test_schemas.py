@@ -5,7 +5,7 @@ import pytest
 
 from prunelab.errors import ConfigError
 from prunelab.runs import schemas
-from tests.helpers import TINY, cli, compose_config, options, prepare
+from tests.helpers import TINY, compose_config, options, prepare
 
 NEEDS = {"imagefolder": ["dataset.root=.", "dataset.num_classes=3"]}
 
@@ -39,11 +39,3 @@ def test_a_bad_setting_gets_one_message_naming_it_before_any_work(override, sett
         prepare(compose_config(*TINY, override), tmp_path)
     assert err.value.setting == setting and says in str(err.value) and "Fix:" in str(err.value)
     assert not any(tmp_path.iterdir())
-
-
-def test_the_command_prints_the_one_message_and_no_traceback(tmp_path):
-    proc = cli(*TINY, "+schedule.warmup_epochs=3", "hydra.run.dir=.", cwd=tmp_path, store=tmp_path / "store")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2 and "Traceback" not in err
-    assert "prunelab: error: schedule.warmup_epochs: is not a setting of prunelab.training.schedule.Schedule" in err
-    assert not (tmp_path / "store").exists()

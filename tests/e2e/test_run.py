@@ -22,7 +22,7 @@ def test_end_to_end_writes_the_promised_results(dataset, tmp_path):
     assert (df["method"] == "magnitude").all() and (df["seed"] == 0).all()
     assert df["nonzero_params"].is_monotonic_decreasing
     assert df["val_acc"].between(0, 1).all() and df["test_acc"].between(0, 1).all()
-    pd.testing.assert_frame_equal(df, out.results.drop(columns=[]), check_dtype=False, atol=1e-9)
+    pd.testing.assert_frame_equal(df, out.results, check_dtype=False, atol=1e-9)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd_momentum_wd", "adamw"])

@@ -55,7 +55,7 @@ def test_run_is_named_and_tagged_from_its_config(wandb_run):
     assert logged["run"].run_group == "", "a single run belongs to no sweep"
     config = {item.key: json.loads(item.value_json) for item in logged["run"].config.update}
     assert config["method"] == "magnitude" and config["family"] == "magnitude" and config["seed"] == 0
-    assert logged["exit"] is not None and logged["exit"].exit_code == 0
+    assert logged["exit"].exit_code == 0
 
 
 def test_stage_metrics_equal_results_csv(wandb_run):

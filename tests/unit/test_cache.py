@@ -3,12 +3,11 @@ ask at once, never read half-written, and every method starts from the same dens
 
 import threading
 
-import pandas as pd
 import pytest
 
 from prunelab.runs import cache
 from prunelab.runs.spec import from_config
-from tests.helpers import SMALL, TINY, compose_config, run
+from tests.helpers import compose_config
 
 
 def spec(*overrides: str):
@@ -87,15 +86,3 @@ def test_an_entry_without_its_complete_marker_is_never_read_and_training_continu
 
     assert cache.dense_checkpoint(cfg, continues).read_text() == "weights"
     assert seen == ["epoch 1"] and not folder.with_suffix(".work").exists()
-
-
-def test_every_method_starts_from_one_dense_model_and_ends_as_without_the_cache(tmp_path):
-    store = f"store_dir={tmp_path / 'store'}"
-    small = [*TINY, *SMALL, "model=lenet_300_100", store]
-    runs = {m: run(compose_config(*small, f"pruning={m}"), tmp_path / m).results for m in ("magnitude", "random")}
-    assert (tmp_path / "store" / "dense" / "trained.log").read_text().count("\n") == 1
-    dense = [r[r.stage == 0].drop(columns=["method", "family", "stage_time_s", "wall_time_s", "latency_ms"]) for r in runs.values()]
-    pd.testing.assert_frame_equal(*dense)
-    uncached = run(compose_config(*small, "pruning=magnitude", "cache=false"), tmp_path / "uncached").results
-    times = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed
-    pd.testing.assert_frame_equal(runs["magnitude"].drop(columns=times), uncached.drop(columns=times))

@@ -1,0 +1,48 @@
+"""Every option of every config group composes and instantiates; bad input gets a clear message."""
+
+import subprocess
+import sys
+
+import pytest
+
+from prunelab.config import build
+from tests.helpers import SHARED_DATA, TINY, compose_config
+
+
+def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prunelab", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args, setting",
+    [
+        (["schedule.targets=[0.5,1.2]"], "schedule.targets"),
+        (["schedule.targets=[0.9,0.5]"], "schedule.targets"),
+        (["pruning.exclude=[*]"], "pruning.exclude"),
+        (["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere"),
+        (["model=lenet5"], "model"),
+    ],
+)
+def test_cli_bad_input_gives_one_clear_line_and_no_traceback(args, setting, tmp_path):
+    proc = prunelab(*TINY, *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "prunelab: error: " in proc.stderr and setting in proc.stderr and "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_cli_unknown_method_names_the_options(tmp_path):
+    proc = prunelab("pruning=nonexistent", cwd=tmp_path)
+    assert proc.returncode != 0 and "Available options in 'pruning'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="../shared/data is not here")
+def test_mnist_loads_from_shared_data():
+    cfg = compose_config("dataset=mnist", f"dataset.data_dir={SHARED_DATA}", "dataset.download=false")
+    dm = build(cfg.dataset)
+    dm.check()
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape[1:] == (1, 28, 28) and int(y.max()) <= 9
