@@ -1,5 +1,6 @@
 """LightningDataModules; `conf/dataset/*.yaml` chooses one by `_target_`."""
 
+from prunelab.data.augment import random_crop_flip
 from prunelab.data.base import SplitDataModule, TensorDataModule
 from prunelab.data.digits import DigitsDataModule
 from prunelab.data.folder import ImageFolderDataModule
@@ -9,7 +10,6 @@ from prunelab.data.vision import (
     CIFAR100DataModule,
     FashionMNISTDataModule,
     MNISTDataModule,
-    random_crop_flip,
 )
 
 __all__ = [
