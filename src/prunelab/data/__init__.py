@@ -2,6 +2,7 @@
 
 from prunelab.data.augment import random_crop_flip
 from prunelab.data.base import SplitDataModule, TensorDataModule
+from prunelab.data.cached_folder import CachedFolderDataModule
 from prunelab.data.digits import DigitsDataModule
 from prunelab.data.folder import ImageFolderDataModule
 from prunelab.data.synthetic import SyntheticDataModule
@@ -13,6 +14,7 @@ from prunelab.data.vision import (
 )
 
 __all__ = [
+    "CachedFolderDataModule",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DigitsDataModule",

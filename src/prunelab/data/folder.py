@@ -1,6 +1,7 @@
 """Any folder with one subfolder of images per class, read image by image with per-sample transforms."""
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,23 +22,25 @@ def class_folders(root: Path) -> list[str]:
     return sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
 
 
-def folder_files(root: Path) -> list[tuple[Path, int]]:
-    """Every file under root/<class>/ (subfolders included) with its class index, sorted by class, then path."""
-    return [
-        (path, label)
-        for label, name in enumerate(class_folders(root))
-        for path in sorted(p for p in (root / name).rglob("*") if p.is_file())
-    ]
+def folder_files(root: Path) -> list[tuple[str, int]]:
+    """Every file under root/<class>/ (subfolders included) as (path relative to root, class index), in
+    ImageFolder's order. Paths are strings: pathlib objects would make listing 60000 files ~10x slower."""
+    files = []
+    for label, class_name in enumerate(class_folders(root)):
+        for folder, _, names in sorted(os.walk(root / class_name, followlinks=True)):
+            prefix = Path(folder).relative_to(root).as_posix()
+            files += [(f"{prefix}/{name}", label) for name in sorted(names)]
+    return files
 
 
-def files_digest(root: Path, files: Sequence[tuple[Path, int]]) -> str:
-    """A short sha256 of the files' paths relative to `root` and their sizes: no file is read, so it is cheap.
+def files_digest(root: Path, files: Sequence[tuple[str, int]]) -> str:
+    """A short sha256 of the files' relative paths and sizes: no file is read, so it is cheap.
 
     It changes when a file is added, removed, renamed or changes size (not when one is rewritten at the same size).
     """
     digest = hashlib.sha256()
-    for path, _ in files:
-        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\n".encode())
+    for name, _ in files:
+        digest.update(f"{name}\0{os.stat(os.path.join(root, name)).st_size}\n".encode())
     return digest.hexdigest()[:16]
 
 
