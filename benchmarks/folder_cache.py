@@ -51,17 +51,16 @@ def main() -> None:
         dm.setup("fit")
     generator = torch.Generator().manual_seed(0)
     cached_loader = dm.train_dataloader()
-    n_cached = drain(cached_loader)
-    cached = [n_cached / timed(lambda: drain(cached_loader, lambda x: random_crop_flip(x, generator)))
-              for _ in range(args.repeats)]
-
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                            T.Normalize(dm.mean, dm.std)])
     subset = torch.randperm(len(dm.splits["train"]), generator=generator)[: args.per_sample].tolist()
     plain_set = Subset(ImageFolder(root, transform=transform), subset)
     plain_loader = DataLoader(plain_set, batch_size=cfg.dataset.batch_size, shuffle=True, generator=generator)
-    n_plain = drain(plain_loader)
-    plain = [n_plain / timed(lambda: drain(plain_loader)) for _ in range(args.repeats)]
+    n_cached, n_plain = drain(cached_loader), drain(plain_loader)  # warm-up
+    cached, plain = [], []
+    for _ in range(args.repeats):  # alternating, so both paths see the same load from other processes
+        cached.append(n_cached / timed(lambda: drain(cached_loader, lambda x: random_crop_flip(x, generator))))
+        plain.append(n_plain / timed(lambda: drain(plain_loader)))
 
     print(f"decode {root} into a fresh cache: {decode:.1f} s; read it back: {read:.2f} s (once each)")
     print(f"CIFAR-10 JPEG training epoch, batch {cfg.dataset.batch_size}, crop+flip+normalise, median of {args.repeats}")

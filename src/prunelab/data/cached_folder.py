@@ -25,7 +25,8 @@ class CachedFolderDataModule(CropFlipBatches, FolderDataModule, BatchDataModule)
     The decoded folders are cached in `cache_dir` (null: `default_cache_dir()`), keyed by each folder's file
     list and sizes, so later runs read them back without decoding. Batches are served whole from memory,
     scaled to [0, 1] and normalised with the per-channel `mean` and `std`; images are not resized. With
-    `augment`, training batches get a random crop of the 4-pixel-padded image and a horizontal flip.
+    `augment`, training batches get a random crop of the 4-pixel-padded image and a horizontal flip (the
+    padding is 0 after normalisation, the mean colour, as for dataset=cifar10).
     `limit` keeps at most that many images of each split (train, val, test), chosen by `split_seed`.
     """
 

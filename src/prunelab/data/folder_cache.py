@@ -84,6 +84,7 @@ def save_atomically(obj: object, path: Path) -> None:
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files only their owner can read; a cache may be shared
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
