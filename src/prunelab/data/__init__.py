@@ -1,6 +1,8 @@
 """LightningDataModules; `conf/dataset/*.yaml` chooses one by `_target_`."""
 
+from prunelab.data.augment import random_crop_flip
 from prunelab.data.base import SplitDataModule, TensorDataModule
+from prunelab.data.cached_folder import CachedFolderDataModule
 from prunelab.data.digits import DigitsDataModule
 from prunelab.data.folder import ImageFolderDataModule
 from prunelab.data.synthetic import SyntheticDataModule
@@ -9,10 +11,10 @@ from prunelab.data.vision import (
     CIFAR100DataModule,
     FashionMNISTDataModule,
     MNISTDataModule,
-    random_crop_flip,
 )
 
 __all__ = [
+    "CachedFolderDataModule",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DigitsDataModule",

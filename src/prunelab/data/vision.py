@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchvision import datasets
 
+from prunelab.data.augment import CropFlipBatches
 from prunelab.data.base import TensorDataModule
 from prunelab.errors import ConfigError
 
@@ -17,20 +17,6 @@ def read_split(dataset_cls: type, root: Path, train: bool) -> tuple[Tensor, Tens
     x = torch.as_tensor(dataset.data)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # MNIST is N,H,W; CIFAR is N,H,W,C
     return x, torch.as_tensor(dataset.targets, dtype=torch.long)
-
-
-def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
-    """Crop each N,C,H,W image at a random offset of its zero-padded copy and flip half of them."""
-    n, c, h, w = x.shape
-    offsets = torch.randint(2 * padding + 1, (2, n, 1), generator=generator).to(x.device)
-    flip = (torch.rand(n, 1, generator=generator) < 0.5).to(x.device)
-    rows = offsets[0] + torch.arange(h, device=x.device)
-    cols = offsets[1] + torch.arange(w, device=x.device)
-    cols = torch.where(flip, cols.flip(1), cols)  # reading columns backwards flips the image
-    padded = F.pad(x, (padding,) * 4)
-    n_idx = torch.arange(n, device=x.device)[:, None, None, None]
-    c_idx = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[n_idx, c_idx, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def mnist_files(folder: str) -> tuple[str, ...]:
@@ -106,31 +92,8 @@ class FashionMNISTDataModule(TorchvisionDataModule):
     data_shape, data_classes = (1, 28, 28), 10
 
 
-class CIFARDataModule(TorchvisionDataModule):
-    """CIFAR base: with `augment`, training batches get a random 4-pixel-padded crop and horizontal flip.
-
-    Augmentation runs on whole batches after transfer to the device, from a generator seeded with
-    (seed, number of batches augmented so far); that count is saved in checkpoints, so resuming repeats it.
-    """
-
-    def __init__(self, *args, augment: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.augment, self.augmented_batches = augment, 0
-
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        if not (self.augment and self.trainer is not None and self.trainer.training):
-            return batch
-        generator = torch.Generator().manual_seed((self.seed << 32) + self.augmented_batches)
-        self.augmented_batches += 1
-        x, y = batch
-        return random_crop_flip(x, generator), y
-
-    def state_dict(self) -> dict:
-        """The augmentation counter, which Lightning saves in checkpoints."""
-        return {"augmented_batches": self.augmented_batches}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.augmented_batches = state_dict["augmented_batches"]
+class CIFARDataModule(CropFlipBatches, TorchvisionDataModule):
+    """CIFAR base: with `augment`, training batches get a random 4-pixel-padded crop and horizontal flip."""
 
 
 class CIFAR10DataModule(CIFARDataModule):

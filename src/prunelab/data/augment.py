@@ -1,0 +1,47 @@
+"""Augmentation of whole batches on the device, reproducible across resumes."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Crop each N,C,H,W image at a random offset of its zero-padded copy and flip half of them."""
+    n, c, h, w = x.shape
+    offsets = torch.randint(2 * padding + 1, (2, n, 1), generator=generator).to(x.device)
+    flip = (torch.rand(n, 1, generator=generator) < 0.5).to(x.device)
+    rows = offsets[0] + torch.arange(h, device=x.device)
+    cols = offsets[1] + torch.arange(w, device=x.device)
+    cols = torch.where(flip, cols.flip(1), cols)  # reading columns backwards flips the image
+    padded = F.pad(x, (padding,) * 4).flatten(2)
+    # One gather of flat pixel indices is ~3x faster on CPU than indexing with four broadcast index tensors.
+    pixels = (rows[:, :, None] * (w + 2 * padding) + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.gather(2, pixels).view(n, c, h, w)
+
+
+class CropFlipBatches:
+    """Datamodule mixin: with `augment`, training batches get a random 4-pixel-padded crop and horizontal flip.
+
+    Augmentation runs on whole batches after transfer to the device, from a generator seeded with
+    (seed, number of batches augmented so far); that count is saved in checkpoints, so resuming repeats it.
+    Batches fetched outside the Trainer's training loop (evaluation, pruning scores) are left as they are.
+    """
+
+    def __init__(self, *args, augment: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.augment, self.augmented_batches = augment, 0
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        if not (self.augment and self.trainer is not None and self.trainer.training):
+            return batch
+        generator = torch.Generator().manual_seed((self.seed << 32) + self.augmented_batches)
+        self.augmented_batches += 1
+        x, y = batch
+        return random_crop_flip(x, generator), y
+
+    def state_dict(self) -> dict:
+        """The augmentation counter, which Lightning saves in checkpoints."""
+        return {"augmented_batches": self.augmented_batches}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.augmented_batches = state_dict["augmented_batches"]
