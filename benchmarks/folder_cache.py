@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+from common import config, median, threads, timed
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 
-from common import config, median, threads, timed
 from prunelab.config import build
 from prunelab.data import random_crop_flip
 from prunelab.data.folder_cache import cached_images

@@ -14,7 +14,8 @@ def replacing(path: Path | str) -> Iterator[Path]:
     A failure inside the block removes the temporary file and leaves `path` as it was.
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two writers never share a temp file
     try:
         yield tmp
         os.replace(tmp, path)

@@ -11,6 +11,7 @@ from tests.helpers import ROOT
 BENCHMARKS = {
     "data_throughput.py": (["--repeats", "1"], "ratio"),
     "default_sweep.py": (["--repeats", "1"], "median of 1"),
+    "folder_cache.py": (["--repeats", "1", "--per-sample", "256"], "ratio"),
     "finetune_overhead.py": (["--repeats", "1", "--epochs", "1", "--case", "LeNet-300-100 / MNIST"], "LeNet-300-100"),
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
     "scoring_cost.py": (["--repeats", "1", "--batches", "1"], "synflow"),

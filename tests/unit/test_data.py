@@ -33,12 +33,12 @@ FIRST_FILE = {
 }
 
 
-def image_folder(root: Path, classes: int = 3, per_class: int = 8) -> Path:
+def image_folder(root: Path, classes: int = 3, per_class: int = 8, size=(10, 12)) -> Path:
     """A folder of tiny PNGs, one subfolder per class."""
     for c in range(classes):
         (root / f"class{c}").mkdir(parents=True)
         for i in range(per_class):
-            Image.new("RGB", (10, 12), (40 * c, 10 * i, 0)).save(root / f"class{c}" / f"{i}.png")
+            Image.new("RGB", size, (20 * c, 10 * i, 0)).save(root / f"class{c}" / f"{i}.png")
     return root
 
 
@@ -59,6 +59,9 @@ def test_every_dataset_config_builds(path, tmp_path):
     name = path.stem
     if name == "imagefolder":
         cfg = dataset_config(path, root=str(image_folder(tmp_path)), num_classes=3, image_size=8)
+    elif name == "cifar10_jpeg":  # the real folders' layout, tiny: 32x32 images of 10 classes
+        folders = [image_folder(tmp_path / split, classes=10, per_class=4, size=(32, 32)) for split in ("train", "test")]
+        cfg = dataset_config(path, root=str(folders[0]), test_root=str(folders[1]), cache_dir=str(tmp_path / "cache"))
     elif name == "mnist" and HAS_MNIST:
         cfg = dataset_config(path, data_dir=str(SHARED_DATA))
     elif name in FIRST_FILE:

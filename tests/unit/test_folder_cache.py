@@ -10,7 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from prunelab.data import CachedFolderDataModule, ImageFolderDataModule, SyntheticDataModule, folder_cache
+from prunelab.data import (
+    CachedFolderDataModule,
+    ImageFolderDataModule,
+    SyntheticDataModule,
+    folder_cache,
+)
 from prunelab.data.folder_cache import cached_images
 from prunelab.errors import ConfigError
 
@@ -91,8 +96,8 @@ def test_cache_is_rebuilt_when_a_file_changes(tmp_path, decodes, change):
 def test_a_write_killed_midway_leaves_no_cache_and_a_leftover_temp_file_is_never_read(tmp_path, monkeypatch):
     root, cache = write_folder(tmp_path / "data"), tmp_path / "cache"
 
-    def crash(obj, file):
-        file.write(b"half a tensor")
+    def crash(obj, path):
+        Path(path).write_bytes(b"half a tensor")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)

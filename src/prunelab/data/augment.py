@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from prunelab.seeds import augment_generator
+
 
 def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
     """Crop each N,C,H,W image at a random offset of its zero-padded copy and flip half of them."""
@@ -34,7 +36,7 @@ class CropFlipBatches:
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         if not (self.augment and self.trainer is not None and self.trainer.training):
             return batch
-        generator = torch.Generator().manual_seed((self.seed << 32) + self.augmented_batches)
+        generator = augment_generator(self.seed, self.augmented_batches)
         self.augmented_batches += 1
         x, y = batch
         return random_crop_flip(x, generator), y

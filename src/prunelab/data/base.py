@@ -15,6 +15,7 @@ from torch.utils.data import (
 )
 
 from prunelab.errors import ConfigError
+from prunelab.seeds import epoch_seed
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -63,7 +64,7 @@ class SeededShuffle(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.n, generator=generator).tolist())
 
     def __len__(self) -> int:

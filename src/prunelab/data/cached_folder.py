@@ -9,7 +9,12 @@ from torch import Tensor
 from prunelab.data.augment import CropFlipBatches
 from prunelab.data.base import BatchDataModule, NormalisedBatches, check_at_least
 from prunelab.data.folder import FolderDataModule, class_folders, folder_splits
-from prunelab.data.folder_cache import cached_images, default_cache_dir, image_files, image_shape
+from prunelab.data.folder_cache import (
+    cached_images,
+    default_cache_dir,
+    image_files,
+    image_shape,
+)
 
 
 def take(idx: Tensor, limit: int | None, seed: int) -> Tensor:

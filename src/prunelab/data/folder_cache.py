@@ -7,7 +7,6 @@ so a reader never sees half a file; a temporary file left by a killed writer is 
 """
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from prunelab.atomic import save_torch
 from prunelab.data.folder import class_folders, files_digest, folder_files
 from prunelab.errors import ConfigError
 
@@ -75,22 +75,6 @@ def decode_files(root: Path, files: Sequence[tuple[str, int]], setting: str) -> 
     return x, torch.tensor([label for _, label in files], dtype=torch.long)
 
 
-def save_atomically(obj: object, path: Path) -> None:
-    """torch.save `obj` to a unique temporary file beside `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files only their owner can read; a cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def cache_path(root: Path, files: Sequence[tuple[str, int]], cache_dir: Path) -> Path:
     """Where the decoded images of `root` are cached: named by the folder and keyed by its file list and sizes."""
     return cache_dir / f"{root.name}-{files_digest(root, files)}.pt"
@@ -105,7 +89,7 @@ def cached_images(root: Path, setting: str, cache_dir: Path) -> tuple[Tensor, Te
         return cached["x"], cached["y"]
     x, y = decode_files(root, files, setting)
     try:
-        save_atomically({"x": x, "y": y}, path)
+        save_torch(path, {"x": x, "y": y})
     except OSError as error:
         reason = " ".join(str(error).split())
         raise ConfigError("dataset.cache_dir", f"cannot write {path} ({reason})", "set it to a writable folder") from None
