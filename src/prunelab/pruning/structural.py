@@ -1,6 +1,7 @@
 """Structural pruning: whole channels, filters and attention heads, grouped by torch-pruning's dependency graph."""
 
 import math
+import sys
 from typing import Callable, Sequence
 
 import torch
@@ -143,6 +144,7 @@ class StructuralPruner:
             for group in groups:
                 group.prune()
             refresh_attributes(model)
+            _refresh_timm_heads(model)
             self.history = meta.DG.pruning_history()
             new = {}
         else:
@@ -171,7 +173,7 @@ class StructuralPruner:
         names = {id(m): f"{n}.weight" for n, m in model.named_modules()}
         keep = 1.0 - self.max_layer_ratio if self.scope == "global" else None
         scorer = _Scorer(self.importance, masks, names, keep, self.round_to)
-        heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(m, SelfAttention)}
+        heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(m, (SelfAttention, *_timm_attention()))}
         self._meta = tp.pruner.MetaPruner(
             model, example, importance=scorer, global_pruning=self.scope == "global", ignored_layers=ignored,
             round_to=self.round_to, num_heads=heads, prune_num_heads=bool(heads), prune_head_dims=not heads,
@@ -197,6 +199,20 @@ class StructuralPruner:
         meta.per_step_pruning_ratio = [0.0, ratio]
         meta.per_step_head_pruning_ratio = [0.0, head_ratio]
         meta.reset()
+
+
+def _timm_attention() -> tuple[type, ...]:
+    # timm's ViT attention, when timm is loaded (a timm model cannot exist otherwise)
+    vit = sys.modules.get("timm.models.vision_transformer")
+    return (vit.Attention,) if vit else ()
+
+
+def _refresh_timm_heads(model: nn.Module) -> None:
+    """Set the head counts timm's attention caches to its qkv width after heads were removed (head size kept)."""
+    for m in model.modules():
+        if isinstance(m, _timm_attention()):
+            m.num_heads = m.qkv.out_features // (3 * m.head_dim)
+            m.attn_dim = m.num_heads * m.head_dim
 
 
 def _keep_masked(model: nn.Module, new: Masks, old: Masks) -> Masks:
