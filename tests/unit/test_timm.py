@@ -45,7 +45,8 @@ def test_half_the_channels_removed_keeps_the_output_and_halves_macs(arch):
     out.sum().backward()
     assert dense_macs / macs(model) >= 2.0
     if dense_heads:  # whole heads go, head size stays
-        assert all(h < dense_h and d == dense_d for (h, d), (dense_h, dense_d) in zip(heads(model), dense_heads))
+        pairs = zip(heads(model), dense_heads, strict=True)
+        assert all(h < dense_h and d == dense_d for (h, d), (dense_h, dense_d) in pairs)
 
 
 def test_a_transformer_takes_the_dataset_input_size():

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 _COMMON = ["resnet18", "convnext_atto", "vit_tiny_patch16_224", "efficientnet_b0", "mobilenetv3_small_100"]
 
 
-def timm_model(arch: str, input_shape: Sequence[int], num_classes: int, checkpoint_path: str | None = None) -> nn.Module:
+def timm_model(arch: str, input_shape: Sequence[int], num_classes: int,
+               checkpoint_path: str | None = None) -> nn.Module:
     """`timm.create_model(arch)` with `num_classes` outputs for `input_shape` images.
 
     `checkpoint_path`: a state_dict of `arch` at timm's default input size (`.pth`, `.bin`, `.safetensors`,

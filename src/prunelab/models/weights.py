@@ -1,4 +1,4 @@
-"""Pretrained torchvision weights: named as torchvision names them, read from torch.hub's cache, downloaded only on request."""
+"""Pretrained torchvision weights, by torchvision's names: read from torch.hub's cache, downloaded on request."""
 
 import logging
 from pathlib import Path
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_weights(arch: str, name: str) -> WeightsEnum:
-    """The weights `name` of torchvision model `arch`: `DEFAULT`, `IMAGENET1K_V1` or `ResNet18_Weights.IMAGENET1K_V1`."""
+    """The weights `name` of model `arch`: e.g. `DEFAULT`, `IMAGENET1K_V1` or `ResNet18_Weights.IMAGENET1K_V1`."""
     options = torchvision.models.get_model_weights(arch)
     try:
         return options.verify(name)
