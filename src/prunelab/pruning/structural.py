@@ -15,7 +15,7 @@ from prunelab.pruning import distributed
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
 from prunelab.pruning.select import check_scope
-from prunelab.pruning.surgery import refresh_attributes, removal_masks
+from prunelab.pruning.surgery import refresh_attributes, removal_masks, timm_attention
 
 
 def accumulate_gradients(model: nn.Module, ctx: ScoreContext, num_batches: int) -> None:
@@ -168,7 +168,7 @@ class StructuralPruner:
         names = {id(m): f"{n}.weight" for n, m in model.named_modules()}
         keep = 1.0 - self.max_layer_ratio if self.scope == "global" else None
         scorer = _Scorer(self.importance, masks, names, keep, self.round_to)
-        heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(m, SelfAttention)}
+        heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(m, (SelfAttention, *timm_attention()))}
         self._meta = tp.pruner.MetaPruner(
             model, example, importance=scorer, global_pruning=self.scope == "global", ignored_layers=ignored,
             round_to=self.round_to, num_heads=heads, prune_num_heads=bool(heads), prune_head_dims=not heads,

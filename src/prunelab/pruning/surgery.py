@@ -1,6 +1,7 @@
 """Physical removal: what a set of torch-pruning groups removes, and fixing modules up after it."""
 
 import copy
+import sys
 
 import torch
 from torch import nn
@@ -8,14 +9,31 @@ from torchvision.models import VisionTransformer
 
 from prunelab.pruning.masks import Masks
 
-# Modules that cache a width their forward needs, and how to refresh it after channels were removed.
-_REFRESH = {VisionTransformer: lambda m: setattr(m, "hidden_dim", m.conv_proj.out_channels)}
+
+def timm_attention() -> tuple[type, ...]:
+    """timm's ViT attention class, when timm is loaded (a timm model cannot exist otherwise)."""
+    vit = sys.modules.get("timm.models.vision_transformer")
+    return (vit.Attention,) if vit else ()
+
+
+def _refresh_timm_heads(m: nn.Module) -> None:
+    # timm's attention reshapes by its cached head count; head size is kept when heads are removed
+    m.num_heads = m.qkv.out_features // (3 * m.head_dim)
+    m.attn_dim = m.num_heads * m.head_dim
+
+
+def _refreshers() -> dict:
+    """Modules that cache a width their forward needs, and how to refresh it after channels were removed."""
+    found = {VisionTransformer: lambda m: setattr(m, "hidden_dim", m.conv_proj.out_channels)}
+    found.update({kind: _refresh_timm_heads for kind in timm_attention()})
+    return found
 
 
 def refresh_attributes(model: nn.Module) -> None:
-    """Update widths that modules cache outside their parameters (torchvision ViT's `hidden_dim`)."""
+    """Update widths that modules cache outside their parameters (torchvision's ViT, timm's attention)."""
+    refreshers = _refreshers()
     for m in model.modules():
-        for kind, refresh in _REFRESH.items():
+        for kind, refresh in refreshers.items():
             if isinstance(m, kind):
                 refresh(m)
 
