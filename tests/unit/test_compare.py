@@ -109,7 +109,9 @@ def test_plot_has_one_line_per_method_styled_by_family(tmp_path):
     style = {line.get_label(): (line.get_linestyle(), line.get_color()) for line in lines}
     assert style["random"][0] != style["magnitude"][0], "families differ in line style"
     assert style["taylor"][0] == style["snip"][0] and style["taylor"][1] != style["snip"][1], "one family, two shades"
-    assert len(fig.axes) == 2 and fig.axes[1].get_xlabel() == "nonzero params"
+    assert [ax.get_title() for ax in fig.axes] == ["after fine-tuning", "before fine-tuning (validation)",
+                                                   "after fine-tuning"]
+    assert fig.axes[1].get_ylabel() == "acc before ft (%)" and fig.axes[2].get_xlabel() == "nonzero params"
     assert sorted(t.get_text() for t in curves.get_legend().get_texts()) == ["magnitude", "random", "snip", "taylor"]
 
 
@@ -117,7 +119,7 @@ def test_second_panel_prefers_speedup_when_the_column_exists(tmp_path):
     write_sweep(tmp_path, {"l1_filter": [0.9, 0.85, 0.7]}, family="structural", theoretical_speedup=[1.0, 1.8, 3.5],
                 macs=[100, 55, 28])
     comparison = compare.compare(gather.gather([tmp_path]))
-    axis = comparison.figure.axes[1]
+    axis = comparison.figure.axes[2]
     assert axis.get_xlabel() == "theoretical speedup"
     assert axis.get_lines()[0].get_xdata().tolist() == [1.0, 1.8, 3.5]
     assert {"macs_mean", "theoretical_speedup_std"} <= set(comparison.table.columns)
@@ -127,8 +129,31 @@ def test_markdown_is_a_method_by_target_table(tmp_path):
     write_sweep(tmp_path, {"magnitude": [0.90, 0.80, 0.70]})
     text = compare.compare(gather.gather([tmp_path])).markdown
     assert "| method | family | n | dense | 50% | 80% |" in text
-    assert "| magnitude | magnitude | 2 | 90.50 ± 0.71 | 80.50 ± 0.71 | 70.50 ± 0.71 |" in text
+    assert "| magnitude | magnitude | 2 | **90.50 ± 0.71** | **80.50 ± 0.71** | **70.50 ± 0.71** |" in text
     assert "| magnitude | 2 | 90.50 ± 0.71 | 70.50 ± 0.71 | 0.00 ± 0.00 |" in text  # dense, final, within 1 pt
+
+
+
+def test_the_best_is_bold_and_only_gaps_beyond_the_spread_over_seeds_are_marked(tmp_path):
+    write_sweep(tmp_path, {"magnitude": [0.90, 0.80, 0.70], "random": [0.90, 0.79, 0.50]})  # seed s adds 0.01 s
+    text = compare.compare(gather.gather([tmp_path])).markdown
+    # 50%: 1 point apart, within 0.71 + 0.71; 80%: 20 points apart, beyond it
+    assert "| magnitude | magnitude | 2 | **90.50 ± 0.71** | **80.50 ± 0.71** | **70.50 ± 0.71** |" in text
+    assert "| random | magnitude | 2 | 90.50 ± 0.71 | 79.50 ± 0.71 | 50.50 ± 0.71 ▼ |" in text
+    assert compare.beyond_spread((0.9, 0.01), (0.5, float("nan"))) is False  # one seed: no spread, no mark
+
+
+def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path):
+    write_sweep(tmp_path, {"magnitude": [0.90, 0.80, 0.70]}, seeds=(0,), targets=(0.5, 0.8))
+    write_sweep(tmp_path / "s", {"l1_filter": [0.90, 0.60, 0.20]}, seeds=(0,), targets=(0.5, 0.9),
+                family="structural")
+    comparison = compare.compare(gather.gather([tmp_path]))
+    table = compare.separation(comparison.table)
+    assert table["series"].tolist() == ["magnitude", "l1_filter"] and (table["sparsity"] == 0.8).all()
+    # l1_filter between (0.5, 0.60) and (0.9, 0.20) at 0.8: 0.60 - 0.40 * 0.3 / 0.4 = 0.30
+    assert table["test_acc"].tolist() == pytest.approx([0.70, 0.30])
+    assert table["acc_before_ft"].tolist() == pytest.approx([0.70, 0.30])
+    assert "best family magnitude, worst structural, 40.0 points apart after fine-tuning" in comparison.markdown
 
 
 # -- a real multirun ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ FAMILY_STYLES = {"random": ("Greys", ":"), "magnitude": ("Blues", "-"), "gradien
 OTHER_STYLE = ("Purples", "-.")
 MARKERS = "osD^v<>p"
 NOT_METRICS = ("seed", "stage", "target_sparsity", "epoch")
+BEFORE = "acc_before_ft"  # validation accuracy right after pruning, before fine-tuning
 
 
 # -- aggregation -------------------------------------------------------------------------------
@@ -103,15 +104,22 @@ def _title(agg: pd.DataFrame) -> str:
 
 
 def plot_comparison(agg: pd.DataFrame, acc: str = ACC) -> Figure:
-    """Accuracy vs sparsity, one line per series (mean ± std band); beside it accuracy vs `second_axis`."""
-    x2 = second_axis(agg)
-    fig = Figure(figsize=(12 if x2 else 7, 4.8), layout="constrained")
-    axes = fig.subplots(1, 2 if x2 else 1, squeeze=False)[0]
+    """Accuracy after fine-tuning vs the parameter sparsity reached, one line per series (mean ± std band);
+    beside it accuracy right after pruning (`acc_before_ft`: the damage each criterion does, on the
+    validation split) and accuracy vs `second_axis`. Every curve is placed by the sparsity it reached, so a
+    structural method's channel ratio and an unstructured target compare like with like."""
+    panels = [("sparsity", acc), ("sparsity", BEFORE)] if f"{BEFORE}_mean" in agg else [("sparsity", acc)]
+    if (x2 := second_axis(agg)) is not None:
+        panels.append((x2, acc))
+    fig = Figure(figsize=(5.5 * len(panels) + 1, 4.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = series_styles(agg)
-    for ax, x in zip(axes, ["sparsity", x2]):
-        _panel(ax, agg, x, acc, styles)
-    if x2:
-        axes[1].set_xscale("log")
+    for ax, (x, y) in zip(axes, panels):
+        _panel(ax, agg, x, y, styles)
+        if x != "sparsity":
+            ax.set_xscale("log")
+    for ax, (_, y) in zip(axes, panels):
+        ax.set_title("before fine-tuning (validation)" if y == BEFORE else "after fine-tuning", fontsize="medium")
     axes[0].legend(fontsize="small")
     fig.suptitle(_title(agg))
     return fig
@@ -154,16 +162,62 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
 
 
+def beyond_spread(best: tuple[float, float], other: tuple[float, float]) -> bool:
+    """Whether `other` (mean, std) is below `best` by more than the two spreads over seeds together.
+
+    Without a spread (one seed) nothing is beyond it.
+    """
+    (mb, sb), (mo, so) = best, other
+    return not (pd.isna(sb) or pd.isna(so)) and mb - mo > sb + so
+
+
 def accuracy_table(agg: pd.DataFrame, acc: str = ACC) -> str:
-    """Markdown: series x target sparsity, accuracy in % as "mean ± std"."""
+    """Markdown: series x target sparsity, accuracy in % as "mean ± std"; per target the best in bold, and
+    `▼` where a series is below the best by more than their spreads over seeds together."""
     targets = sorted(agg["target_sparsity"].unique())
     header = ["method", "family", "n", *("dense" if t == 0 else f"{100 * t:g}%" for t in targets)]
+    stats = agg.set_index(["series", "target_sparsity"])[[f"{acc}_mean", f"{acc}_std"]]
+    best = {t: stats.xs(t, level=1)[f"{acc}_mean"].idxmax() for t in targets}
     rows = []
     for series, curve in agg.groupby("series", sort=False):
-        by_target = curve.set_index("target_sparsity")
-        cells = [_cell(by_target[f"{acc}_mean"].get(t), by_target[f"{acc}_std"].get(t)) for t in targets]
+        cells = []
+        for t in targets:
+            if (series, t) not in stats.index:
+                cells.append("")
+                continue
+            mine, top = tuple(stats.loc[(series, t)]), tuple(stats.loc[(best[t], t)])
+            cell = _cell(*mine)
+            cells.append(f"**{cell}**" if series == best[t] else cell + (" ▼" if beyond_spread(top, mine) else ""))
         rows.append([series, curve["family"].iloc[0], int(curve["n"].max()), *cells])
     return _markdown_table(header, rows)
+
+
+def accuracy_at(curve: pd.DataFrame, sparsity: float, column: str) -> float:
+    """A series' mean `column` at `sparsity`, read linearly between the points of its curve."""
+    points = curve.sort_values("sparsity_mean")
+    return float(np.interp(sparsity, points["sparsity_mean"], points[f"{column}_mean"]))
+
+
+def separation(agg: pd.DataFrame, acc: str = ACC) -> pd.DataFrame:
+    """Per series, accuracy after and before fine-tuning at the highest parameter sparsity every series
+    reaches (each curve read between its points), best after fine-tuning first."""
+    common = agg.groupby("series", sort=False)["sparsity_mean"].max().min()
+    rows = [{"series": series, "family": curve["family"].iloc[0], "sparsity": common,
+             acc: accuracy_at(curve, common, acc),
+             BEFORE: accuracy_at(curve, common, BEFORE) if f"{BEFORE}_mean" in curve else np.nan}
+            for series, curve in agg.groupby("series", sort=False)]
+    return pd.DataFrame(rows).sort_values(acc, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def separation_text(table: pd.DataFrame, acc: str = ACC) -> str:
+    """Markdown: the separation table and the gap between the best and the worst family."""
+    family = table.groupby("family", sort=False)[acc].max()
+    gap = 100 * (family.max() - family.min())
+    rows = [[r["series"], r["family"], f"{100 * r[acc]:.2f}", f"{100 * r[BEFORE]:.2f}"] for _, r in table.iterrows()]
+    head = (f"At {100 * table['sparsity'].iloc[0]:.2f}% of the parameters pruned, the highest sparsity every method "
+            f"reaches (each curve read between its points), mean over seeds: best family {family.idxmax()}, worst "
+            f"{family.idxmin()}, {gap:.1f} points apart after fine-tuning.")
+    return head + "\n\n" + _markdown_table(["method", "family", f"{acc} (%)", "before fine-tuning (val, %)"], rows)
 
 
 def summary_table(summary: pd.DataFrame) -> str:
@@ -179,8 +233,11 @@ def summary_table(summary: pd.DataFrame) -> str:
 
 def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, str]], acc: str = ACC) -> str:
     """The comparison as a markdown document: the accuracy table, the summary table, what was left out."""
-    parts = [f"{acc.replace('_', ' ').capitalize()} (%) per target sparsity, mean ± std over seeds (n runs).",
+    parts = [f"{acc.replace('_', ' ').capitalize()} (%) per target sparsity, mean ± std over seeds (n runs); "
+             "the best per target in bold, ▼ below the best by more than both spreads over seeds together. "
+             "Structural targets are channel ratios: the tables below compare at equal parameter sparsity.",
              accuracy_table(agg, acc),
+             separation_text(separation(agg, acc), acc),
              f"Per method: the highest sparsity within {100 * TOLERANCE:g} point of dense accuracy, and the area "
              "under accuracy vs sparsity (trapezoid from 0 to the last sparsity reached).",
              summary_table(summary)]
