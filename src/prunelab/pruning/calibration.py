@@ -1,0 +1,94 @@
+"""Calibration for activation-aware pruning: unlabelled training samples and the inputs each layer sees."""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunelab.errors import ConfigError
+from prunelab.pruning.criteria import ScoreContext
+
+
+class Calibration:
+    """`num_samples` training inputs (labels dropped), drawn uniformly with `seed`, in batches of `batch_size`.
+
+    The draw is one pass over the training batches keeping the samples with the smallest seeded random
+    keys, so it is uniform over the training split at the cost of reading it once (no forward passes).
+    """
+
+    def __init__(self, num_samples: int = 128, batch_size: int = 64, seed: int = 0):
+        for key, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+            if value < 1:
+                raise ConfigError(f"pruning.calibration.{key}", f"must be >= 1, got {value}", "use e.g. 128")
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+
+    def inputs(self, ctx: ScoreContext, device: torch.device) -> list[torch.Tensor]:
+        """The calibration inputs on `device`, in batches."""
+        generator = torch.Generator().manual_seed(self.seed)
+        kept, keys = None, torch.empty(0)
+        for x, _ in ctx.batches():
+            x = x if kept is None else torch.cat([kept, x])
+            keys = torch.cat([keys, torch.rand(len(x) - len(keys), generator=generator)])
+            order = keys.argsort()[: self.num_samples]
+            kept, keys = x[order], keys[order]
+        if kept is None:
+            raise ConfigError("pruning.calibration", "the training split yielded no batches", "give it data")
+        return [b.to(device) for b in kept.split(self.batch_size)]
+
+
+def input_matrix(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What `layer`'s weight multiplies, as (rows, features) in the weight's reduction-view column order.
+
+    Linear: the input's last dimension. Conv2d: the unfolded zero-padded input patches, columns ordered
+    (kernel position, input channel) like `patterns.reduction_view`. Other layers raise a ConfigError.
+    """
+    if isinstance(layer, nn.Linear):
+        return x.reshape(-1, layer.in_features)
+    if not (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str)):
+        raise ConfigError("pruning", f"activation-aware pruning supports Linear and plain Conv2d layers, not {layer}",
+                          "exclude the layer with pruning.exclude")
+    cols = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # N, C*K, L
+    n, _, length = cols.shape
+    c = layer.in_channels
+    return cols.view(n, c, -1, length).permute(0, 3, 2, 1).reshape(n * length, -1)
+
+
+def capture(model: nn.Module, layers: dict[str, nn.Module], batches: list[torch.Tensor],
+            take: Callable[[str, torch.Tensor], None], stop_after: nn.Module | None = None) -> None:
+    """Run `batches` through `model` (eval mode, no gradients), giving `take(name, matrix)` each layer's input.
+
+    With `stop_after`, each forward pass ends once that layer has seen its input.
+    """
+    def hook(name):
+        def fn(module, args):
+            take(name, input_matrix(module, args[0]))
+            if module is stop_after:
+                raise _Stop
+        return fn
+
+    handles = [layer.register_forward_pre_hook(hook(name)) for name, layer in layers.items()]
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                try:
+                    model(x)
+                except _Stop:
+                    pass
+    finally:
+        for h in handles:
+            h.remove()
+        for module, training in modes:
+            module.training = training
+
+
+class _Stop(Exception):
+    """Ends a forward pass early, once the layer of interest has seen its input."""
+
+
+def owners(model: nn.Module, params: dict[str, nn.Parameter]) -> dict[str, nn.Module]:
+    """The layer that owns each weight, by parameter name."""
+    return {name: model.get_submodule(name.rpartition(".")[0]) for name in params}
