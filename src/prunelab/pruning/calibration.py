@@ -37,6 +37,16 @@ class Calibration:
         return [b.to(device) for b in kept.split(self.batch_size)]
 
 
+def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, K, L) zero-padded input patches of a plain Conv2d; a ConfigError for other layers."""
+    if not (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str)):
+        raise ConfigError("pruning", f"activation-aware pruning supports Linear and plain Conv2d layers, not {layer}",
+                          "exclude the layer with pruning.exclude")
+    cols = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # N, C*K, L
+    return cols.view(len(x), layer.in_channels, -1, cols.shape[-1])
+
+
 def input_matrix(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """What `layer`'s weight multiplies, as (rows, features) in the weight's reduction-view column order.
 
@@ -45,25 +55,26 @@ def input_matrix(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     if isinstance(layer, nn.Linear):
         return x.reshape(-1, layer.in_features)
-    if not (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
-            and not isinstance(layer.padding, str)):
-        raise ConfigError("pruning", f"activation-aware pruning supports Linear and plain Conv2d layers, not {layer}",
-                          "exclude the layer with pruning.exclude")
-    cols = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # N, C*K, L
-    n, _, length = cols.shape
-    c = layer.in_channels
-    return cols.view(n, c, -1, length).permute(0, 3, 2, 1).reshape(n * length, -1)
+    cols = _patches(layer, x)
+    return cols.permute(0, 3, 2, 1).reshape(-1, cols.shape[1] * cols.shape[2])
+
+
+def squared_sums(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The column sums of `input_matrix(layer, x)` squared, without forming the permuted matrix."""
+    if isinstance(layer, nn.Linear):
+        return x.reshape(-1, layer.in_features).pow(2).sum(0)
+    return _patches(layer, x.pow(2)).sum((0, 3)).T.reshape(-1)  # unfolding commutes with squaring
 
 
 def capture(model: nn.Module, layers: dict[str, nn.Module], batches: list[torch.Tensor],
-            take: Callable[[str, torch.Tensor], None], stop_after: nn.Module | None = None) -> None:
-    """Run `batches` through `model` (eval mode, no gradients), giving `take(name, matrix)` each layer's input.
+            take: Callable[[str, nn.Module, torch.Tensor], None], stop_after: nn.Module | None = None) -> None:
+    """Run `batches` through `model` (eval mode, no gradients), calling `take(name, layer, input)` for each layer.
 
     With `stop_after`, each forward pass ends once that layer has seen its input.
     """
     def hook(name):
         def fn(module, args):
-            take(name, input_matrix(module, args[0]))
+            take(name, module, args[0])
             if module is stop_after:
                 raise _Stop
         return fn

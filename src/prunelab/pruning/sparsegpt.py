@@ -7,7 +7,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.pruning.allocation import apportion
-from prunelab.pruning.calibration import Calibration, capture, owners
+from prunelab.pruning.calibration import Calibration, capture, input_matrix, owners
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, Block, from_reduction_view, reduction_view
@@ -19,9 +19,9 @@ def hessian(model: nn.Module, name: str, layer: nn.Module, batches: list[torch.T
     """H = X X^T / n of `layer`'s calibration inputs (columns in reduction-view order), from `model` as it is now."""
     total, rows = None, 0
 
-    def take(_, x):
+    def take(_, module, x):
         nonlocal total, rows
-        x = x.float()
+        x = input_matrix(module, x).float()
         total = x.T @ x if total is None else total + x.T @ x
         rows += len(x)
 

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from prunelab.pruning.calibration import Calibration, capture, owners
+from prunelab.pruning.calibration import Calibration, capture, owners, squared_sums
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.patterns import from_reduction_view
 
@@ -16,8 +16,8 @@ def input_norms(model: nn.Module, params: dict[str, nn.Parameter], batches: list
     layers = owners(model, params)
     sums = {}
 
-    def take(name, x):
-        sq = x.double().pow(2).sum(0)
+    def take(name, layer, x):
+        sq = squared_sums(layer, x)
         sums[name] = sums[name] + sq if name in sums else sq
 
     capture(model, layers, batches, take)
