@@ -3,6 +3,9 @@
 Prints the median over repeats of each criterion's time and its ratio to the plain passes:
 Taylor and SNIP need one forward/backward per batch, GraSP two forwards, a backward and a
 double backward per batch, one SynFlow round one forward/backward of a single sample in float64.
+Wanda and SparseGPT (50%, unstructured) score the same samples as calibration inputs, against one
+forward pass of them without gradients: Wanda needs one, SparseGPT one partial pass per layer (each
+stopped at its layer) plus a Cholesky factorisation and the OBS sweep per layer.
 Run: PYTHONPATH=src python benchmarks/scoring_cost.py [--batches 4] [--repeats 5]
 """
 
@@ -22,6 +25,10 @@ from prunelab.pruning import (
     Taylor,
     prunable_parameters,
 )
+from prunelab.pruning.calibration import Calibration
+from prunelab.pruning.masks import full_masks
+from prunelab.pruning.sparsegpt import SparseGPT
+from prunelab.pruning.wanda import Wanda
 
 
 def main() -> None:
@@ -47,7 +54,20 @@ def main() -> None:
     def one_sample_pass():
         torch.autograd.grad(twin(torch.ones(1, 3, 32, 32, dtype=torch.float64)).sum(), twin_weights)
 
+    def forwards():
+        with torch.no_grad():
+            for x, _ in data:
+                model(x)
+
+    calibration = Calibration(num_samples=args.batches * args.batch_size, batch_size=args.batch_size)
+    sparsegpt = SparseGPT(calibration)
+
+    def sparsegpt_prune():
+        twin = copy.deepcopy(model)
+        sparsegpt.prune(twin, full_masks(sparsegpt.parameters(twin)), 0.5, ctx)
+
     base = median_seconds(passes, args.repeats)
+    forward = median_seconds(forwards, args.repeats)
     single = median_seconds(one_sample_pass, args.repeats)
     rows = [
         ("forward/backward x batches", base, base),
@@ -56,6 +76,9 @@ def main() -> None:
         ("grasp", median_seconds(lambda: GraSP(args.batches)(model, params, ctx), args.repeats), base),
         ("float64 forward/backward, 1 sample", single, single),
         ("synflow (one round)", median_seconds(lambda: SynFlow((3, 32, 32))(model, params, ctx), args.repeats), single),
+        ("forward x batches, no gradients", forward, forward),
+        ("wanda", median_seconds(lambda: Wanda(calibration)(model, params, ctx), args.repeats), forward),
+        ("sparsegpt 50% (prune, incl. model copy)", median_seconds(sparsegpt_prune, args.repeats), forward),
     ]
     print(f"resnet20, {args.batches} batches of {args.batch_size}, median of {args.repeats}, "
           f"{torch.get_num_threads()} threads")

@@ -92,10 +92,23 @@ def tiny_net() -> nn.Module:
                          nn.Linear(33, 10))
 
 
-def ctx(seed: int = 0) -> ScoreContext:
-    """A score context without batches, drawing from a generator seeded with `seed`."""
-    return ScoreContext(batches=lambda: [], loss=nn.functional.cross_entropy,
+def ctx(seed: int = 0, data=()) -> ScoreContext:
+    """A score context over the batches `data`, drawing from a generator seeded with `seed`."""
+    return ScoreContext(batches=lambda: iter(data), loss=nn.functional.cross_entropy,
                         generator=torch.Generator().manual_seed(seed))
+
+
+def conv_net() -> nn.Module:
+    """A conv (8 -> 8 channels) and two Linears whose shapes hold 2:4, 4:8 and 4x4 blocks; a 10-way output."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 32), nn.ReLU(),
+                         nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+def image_batches(n: int = 3, size: int = 16, seed: int = 1) -> list:
+    """`n` seeded batches of `size` 8x4x4 inputs with 10-way labels, for `conv_net`."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, 8, 4, 4, generator=g), torch.randint(0, 10, (size,), generator=g)) for _ in range(n)]
 
 
 class SpyPruner(UnstructuredPruner):

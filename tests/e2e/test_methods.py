@@ -9,7 +9,7 @@ import pytest
 from prunelab.errors import ConfigError
 from tests.helpers import CONF, TINY, cli, compose_config, options, prepare, run
 
-# Structural methods reach channel ratios, not exact weight counts: tests/test_structural.py runs them.
+# Structural methods reach channel ratios, not exact weight counts: tests/e2e/test_structural.py runs them.
 UNSTRUCTURED = [m for m in options("pruning")
                 if "family: structural" not in (CONF / "pruning" / f"{m}.yaml").read_text()]
 

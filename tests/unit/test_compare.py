@@ -7,6 +7,7 @@ import yaml
 
 from prunelab import scores
 from prunelab.analysis import compare, gather
+from prunelab.labels import FAMILIES
 from tests.helpers import (
     CONF,
     fake_results,
@@ -14,8 +15,6 @@ from tests.helpers import (
     write_run,
     write_sweep,
 )
-
-FAMILIES = {"random", "magnitude", "gradient", "structural"}
 
 
 def test_run_scores_on_a_known_curve():

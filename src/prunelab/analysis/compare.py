@@ -14,13 +14,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from prunelab.analysis.gather import Sweep
+from prunelab.labels import FAMILIES
 from prunelab.scores import ACC, TOLERANCE, run_summary
 
 # The x-axis of the second panel: the first column present, best first.
 SECOND_AXES = ("theoretical_speedup", "nonzero_macs", "compression", "nonzero_params")
 # Per family: a colour map for its methods' shades and a line style.
-FAMILY_STYLES = {"random": ("Greys", ":"), "magnitude": ("Blues", "-"), "gradient": ("Oranges", "-"),
-                 "structural": ("Greens", "--")}
+FAMILY_STYLES = dict(zip(FAMILIES, [("Greys", ":"), ("Blues", "-"), ("Oranges", "-"), ("Reds", "-"),
+                                    ("Greens", "--")], strict=True))
 OTHER_STYLE = ("Purples", "-.")
 MARKERS = "osD^v<>p"
 NOT_METRICS = ("seed", "stage", "target_sparsity", "epoch")

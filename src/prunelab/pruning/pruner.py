@@ -9,7 +9,8 @@ from prunelab.errors import ConfigError
 from prunelab.pruning import baselines
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
-from prunelab.pruning.select import check_scope, select
+from prunelab.pruning.patterns import NM, parse_pattern
+from prunelab.pruning.select import ALLOCATIONS, check_scope
 
 
 def round_targets(start: float, target: float, rounds: int) -> list[float]:
@@ -22,9 +23,11 @@ def round_targets(start: float, target: float, rounds: int) -> list[float]:
 
 
 class UnstructuredPruner:
-    """Prunes individual weights: score them with `criterion`, keep the best per `scope`.
+    """Prunes individual weights: score them with `criterion`, keep the best per `pattern` and `scope`.
 
-    `rounds` > 1 prunes in that many score -> select rounds on the exponential schedule of
+    `scope` spreads the target over layers (see `select`: global, layer, row, erk, lamp). `pattern` is
+    "unstructured", "n:m" (see `patterns.NM`; scope and rates do not apply, and erk or rates are an error)
+    or "block" (`block_shape` [h, w] blocks; see `patterns.Block`). `rounds` > 1 prunes in that many score -> select rounds on the exponential schedule of
     `round_targets`, each scoring the model masked by the round before. `baseline` turns any
     criterion into a sanity baseline (see `prunelab.pruning.baselines`): null, invert, shuffle, reinit.
     """
@@ -38,8 +41,10 @@ class UnstructuredPruner:
         rounds: int = 1,
         baseline: str | None = None,
         layer_rates: Mapping[str, float] | None = None,
+        pattern: str = "unstructured",
+        block_shape: Sequence[int] = (4, 4),
     ):
-        check_scope(scope)
+        check_scope(scope, ALLOCATIONS)
         if rounds < 1:
             raise ConfigError("pruning.rounds", f"must be >= 1, got {rounds}", "set pruning.rounds=1 or more")
         if baseline not in baselines.BASELINES:
@@ -50,6 +55,8 @@ class UnstructuredPruner:
         self.rounds, self.baseline = rounds, baseline
         self.layer_rates = dict(layer_rates or {})
         check_layer_rates(self.layer_rates, scope)
+        self.pattern = parse_pattern(pattern, block_shape)
+        check_pattern(self.pattern, scope, self.layer_rates)
 
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The weights this pruner may prune; a ConfigError when exclusions leave none."""
@@ -65,6 +72,10 @@ class UnstructuredPruner:
         if unmatched:
             raise ConfigError("pruning.layer_rates", f"{unmatched} match no prunable weight of {list(params)}",
                               "use fnmatch patterns over those names")
+        misfits = self.pattern.misfits({n: p.shape for n, p in params.items()})
+        if misfits:
+            raise ConfigError("pruning.pattern", f"the shapes of {misfits} cannot hold the pattern (see the docs"
+                              " of prunelab.pruning.patterns)", f"leave them dense: pruning.exclude={misfits}")
         return params
 
     def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
@@ -80,7 +91,7 @@ class UnstructuredPruner:
             scores = self.criterion(model, params, ctx)
             if self.baseline == "invert":
                 scores = baselines.invert(scores)
-            masks = select(scores, masks, step, self.scope, self.layer_rates)
+            masks = self.pattern.select(scores, masks, step, self.scope, self.layer_rates)
         after = baselines.AFTER_SELECTION.get(self.baseline)
         if after is not None:
             masks = after(model, before, masks, ctx.generator)
@@ -96,3 +107,10 @@ def check_layer_rates(rates: Mapping[str, float], scope: str) -> None:
     if bad:
         raise ConfigError("pruning.layer_rates", f"rates must be > 0, got {bad}", "e.g. {'5.weight': 0.47}")
 
+
+
+def check_pattern(pattern, scope: str, rates: Mapping[str, float]) -> None:
+    """N:M fixes every layer's sparsity, so uneven allocations cannot apply."""
+    if isinstance(pattern, NM) and (scope == "erk" or rates):
+        raise ConfigError("pruning.pattern", f"{pattern.n}:{pattern.m} prunes every layer alike; scope={scope} and"
+                          " layer_rates ask for uneven layers", "use scope=global and no layer_rates with n:m")

@@ -6,15 +6,16 @@ from fnmatch import fnmatch
 import torch
 
 from prunelab.errors import ConfigError
+from prunelab.pruning.allocation import apportion, erk_densities, lamp_scores
 from prunelab.pruning.masks import Masks
 
-SCOPES = ("global", "layer")
+SCOPES = ("global", "layer")  # the scopes whole-channel pruning supports; weights have ALLOCATIONS
 
 
-def check_scope(scope: str) -> None:
-    """A ConfigError unless `scope` is one of SCOPES."""
-    if scope not in SCOPES:
-        raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(SCOPES)}")
+def check_scope(scope: str, choices=SCOPES) -> None:
+    """A ConfigError unless `scope` is one of `choices` (whole channels: SCOPES; weights: ALLOCATIONS)."""
+    if scope not in choices:
+        raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(choices)}")
 
 
 def keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
@@ -56,19 +57,15 @@ def _as_float(scores: torch.Tensor) -> torch.Tensor:
     return scores.to(torch.promote_types(scores.dtype, torch.float32))
 
 
-def select(
-    scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str, rates: Mapping[str, float] | None = None
-) -> Masks:
-    """New masks at sparsity `target`; weights already pruned stay pruned.
+def keep_top_rows(scores: torch.Tensor, n_prune: torch.Tensor) -> torch.Tensor:
+    """Bool mask of 2-D `scores` that prunes exactly `n_prune[r]` lowest scores of each row r (ties by position)."""
+    order = scores.argsort(dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
+    return rank >= n_prune.unsqueeze(1)
 
-    `scope="global"` ranks all weights together, `"layer"` prunes each parameter to `target`
-    (or to its `layer_targets` under `rates`). The count pruned is round(target * n) over all
-    weights (global) or per parameter (layer).
-    """
-    ranked = {n: _as_float(scores[n]).masked_fill(~masks[n], float("-inf")) for n in masks}
-    if scope == "layer":
-        targets = layer_targets(ranked, target, rates or {})
-        return {n: keep_top(s, _n_prune(targets[n], s.numel(), masks[n])) for n, s in ranked.items()}
+
+def _global(ranked, masks, target, rates, shapes) -> Masks:
     flat = torch.cat([s.reshape(-1) for s in ranked.values()])
     pruned = sum(int((~m).sum()) for m in masks.values())
     keep = keep_top(flat, max(round(target * flat.numel()), pruned))
@@ -77,3 +74,53 @@ def select(
         out[name] = keep[start : start + s.numel()].view_as(s)
         start += s.numel()
     return out
+
+
+def _layer(ranked, masks, target, rates, shapes) -> Masks:
+    targets = layer_targets(ranked, target, rates or {})
+    return {n: keep_top(s, _n_prune(targets[n], s.numel(), masks[n])) for n, s in ranked.items()}
+
+
+def _row(ranked, masks, target, rates, shapes) -> Masks:
+    out = {}
+    for name, s in ranked.items():
+        rows, mask = s.reshape(s.shape[0], -1), masks[name].reshape(s.shape[0], -1)
+        counts = apportion({r: target * rows.shape[1] for r in range(rows.shape[0])}, round(target * s.numel()))
+        n_prune = torch.tensor(list(counts.values()), device=s.device).maximum((~mask).sum(1))
+        out[name] = keep_top_rows(rows, n_prune).view_as(s)
+    return out
+
+
+def _erk(ranked, masks, target, rates, shapes) -> Masks:
+    shapes = shapes or {n: s.shape for n, s in ranked.items()}
+    densities = erk_densities(shapes, 1.0 - target)
+    sizes = {n: s.numel() for n, s in ranked.items()}
+    counts = apportion({n: sizes[n] * (1.0 - densities[n]) for n in ranked}, round(target * sum(sizes.values())))
+    return {n: keep_top(s, max(counts[n], int((~masks[n]).sum()))) for n, s in ranked.items()}
+
+
+def _lamp(ranked, masks, target, rates, shapes) -> Masks:
+    lamp = {n: lamp_scores(s.masked_fill(~masks[n], 0.0), masks[n]).masked_fill(~masks[n], float("-inf"))
+            for n, s in ranked.items()}
+    return _global(lamp, masks, target, rates, shapes)
+
+
+# How a target is spread over the layers (`pruning.scope`): each takes the ranked scores (pruned at -inf).
+ALLOCATIONS = {"global": _global, "layer": _layer, "row": _row, "erk": _erk, "lamp": _lamp}
+
+
+def select(
+    scores: dict[str, torch.Tensor], masks: Masks, target: float, scope: str, rates: Mapping[str, float] | None = None,
+    shapes: Mapping[str, torch.Size] | None = None,
+) -> Masks:
+    """New masks at sparsity `target`; weights already pruned stay pruned.
+
+    `scope` is the allocation: "global" ranks all weights together (round(target * n) of all weights);
+    "layer" prunes round(target * n) of each parameter (or its `layer_targets` under `rates`); "row" does
+    so too, spread over the parameter's output rows as evenly as whole counts allow (rows differ by at
+    most one; Wanda's comparison group); "erk" gives each parameter its Erdos-Renyi-Kernel density (of
+    `shapes`, the scores' own by default) in whole counts summing to round(target * n); "lamp" ranks the
+    LAMP scores globally. Parameters already sparser than their share keep what they pruned.
+    """
+    ranked = {n: _as_float(scores[n]).masked_fill(~masks[n], float("-inf")) for n in masks}
+    return ALLOCATIONS[scope](ranked, masks, target, rates, shapes)

@@ -13,19 +13,38 @@ from prunelab.models.attention import SelfAttention, split_attention
 from prunelab.modes import eval_mode
 from prunelab.pruning import distributed
 from prunelab.pruning.criteria import ScoreContext
+from prunelab.pruning.gradient import scoring_mode
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
 from prunelab.pruning.select import check_scope
 from prunelab.pruning.surgery import refresh_attributes, removal_masks, timm_attention
 
 
-def accumulate_gradients(model: nn.Module, ctx: ScoreContext, num_batches: int) -> None:
-    """Sum the loss gradients of the first `num_batches` training batches of every rank into `.grad`."""
+def accumulate_gradients(model: nn.Module, ctx: ScoreContext, num_batches: int, squared: bool = False) -> None:
+    """Sum the loss gradients of the first `num_batches` training batches of every rank into `.grad`.
+
+    `squared`: the mean of the squared per-sample gradients instead (the empirical Fisher diagonal that
+    torch-pruning's Hessian importance reads from `.grad`, as Optimal Brain Damage's Hessian diagonal),
+    taken in eval mode.
+    """
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    fisher, samples = [torch.zeros_like(p) for p in params], 0
     for i, (x, y) in enumerate(ctx.batches()):
         if i == num_batches:
             break
-        ctx.loss(model(x.to(device)), y.to(device)).backward()
+        x, y = x.to(device), y.to(device)
+        if not squared:
+            ctx.loss(model(x), y).backward()
+            continue
+        with scoring_mode(model):  # eval mode: BatchNorm cannot normalise, and must not learn from, one sample
+            for xi, yi in zip(x.split(1), y.split(1)):
+                grads = torch.autograd.grad(ctx.loss(model(xi), yi), params, allow_unused=True, materialize_grads=True)
+                torch._foreach_add_(fisher, torch._foreach_mul(grads, grads))
+                samples += 1
+    if squared:
+        for p, f in zip(params, fisher):
+            p.grad = f / max(samples, 1)
     # every rank must remove the same channels
     distributed.all_reduce_sum([p.grad for p in model.parameters() if p.grad is not None])
 
@@ -128,7 +147,7 @@ class StructuralPruner:
         with torch.random.fork_rng(devices=[]):  # random importances follow the run's seed
             torch.manual_seed(seed)
             if self.num_batches:
-                accumulate_gradients(model, ctx, self.num_batches)
+                accumulate_gradients(model, ctx, self.num_batches, squared=_reads_fisher(self.importance))
             with eval_mode(model):
                 meta = self._meta_pruner(model, masks, ctx)
                 ratio = min(target, self.max_layer_ratio)
@@ -215,6 +234,12 @@ def _check(importance, scope, max_layer_ratio, round_to, num_batches, bn_l1) -> 
         raise ConfigError("pruning.round_to", f"{round_to} is not a positive channel count", "use null or e.g. 8")
     if num_batches < 0 or bn_l1 < 0:
         raise ConfigError("pruning", f"num_batches={num_batches}, bn_l1={bn_l1} must be >= 0", "use 0 or more")
-    if isinstance(importance, tp.importance.GroupTaylorImportance) and num_batches < 1:
-        raise ConfigError("pruning.num_batches", "Taylor importance needs loss gradients, got 0 batches",
+    if isinstance(importance, (tp.importance.GroupTaylorImportance, tp.importance.GroupHessianImportance)) \
+            and num_batches < 1:
+        raise ConfigError("pruning.num_batches", f"{type(importance).__name__} needs loss gradients, got 0 batches",
                           "set pruning.num_batches to 1 or more, e.g. 10")
+
+
+def _reads_fisher(importance) -> bool:
+    """torch-pruning's Hessian (OBD) importance reads squared gradients from `.grad`; Taylor reads plain ones."""
+    return isinstance(importance, tp.importance.GroupHessianImportance)
