@@ -36,7 +36,7 @@ def reinitialise(model: nn.Module, model_factory: Callable[[], nn.Module], seed:
     """
     state = fresh_init(model_factory, seed)
     if _shapes(state) == _shapes(model.state_dict()):
-        model.load_state_dict(saved)
+        model.load_state_dict(state)
         return
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
