@@ -15,7 +15,7 @@ from tests.helpers import (
     write_sweep,
 )
 
-FAMILIES = {"random", "magnitude", "gradient", "structural"}
+FAMILIES = {"random", "magnitude", "gradient", "structural", "sparse"}
 
 
 def test_run_scores_on_a_known_curve():
