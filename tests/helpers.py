@@ -19,6 +19,7 @@ from torch import nn
 
 from prunelab.pruning import UnstructuredPruner
 from prunelab.pruning.criteria import ScoreContext
+from prunelab.pruning.patterns import reduction_view
 from prunelab.runs.run import Parts, RunResult
 from prunelab.runs.run import prepare as prepare_spec
 from prunelab.runs.run import run as run_spec
@@ -58,6 +59,12 @@ def structural_options() -> list[str]:
 def widths(model: nn.Module) -> list[int]:
     """The output width of every Conv2d and Linear layer, in module order."""
     return [m.weight.shape[0] for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def kept_per_group(mask: torch.Tensor, m: int) -> torch.Tensor:
+    """Kept entries in every group of `m` consecutive weights along a layer's reduction dimension."""
+    v = reduction_view(mask)
+    return v.reshape(*v.shape[:2], -1, m).sum(-1)
 
 
 def cli(*args: str, cwd, store=None, **popen) -> subprocess.Popen:
@@ -139,6 +146,57 @@ class FailingPruner(UnstructuredPruner):
         if target > 0.5:
             raise RuntimeError("pruning bug")
         return super().prune(model, masks, target, ctx)
+
+
+class FakeHost:
+    """A training loop reduced to what the engine asks of it; records what the engine told it."""
+
+    steps_per_epoch, input_shape, is_primary = 2, [6], True
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        self.stages, self.rebuilt, self.evaluated, self.total_epochs = [], 0, [], None
+
+    def evaluate(self, split):
+        self.evaluated.append(split)
+        return {"acc": {"val": 0.5, "test": 0.25}[split]}
+
+    def train_batches(self):
+        return [(torch.randn(4, 6), torch.tensor([0, 1, 2, 0]))]
+
+    def set_stage(self, epochs, lr_scale):
+        self.stages.append((epochs, lr_scale))
+
+    def rebuild_optimizers(self):
+        self.rebuilt += 1
+
+    def model_changed(self):
+        pass
+
+    def set_total_epochs(self, epochs):
+        self.total_epochs = epochs
+
+
+def drive(engine, host: FakeHost, epochs: range, step: int = 0, after_step=None) -> int:
+    """What a training loop does around each epoch and step; a fake step moves every weight.
+    `after_step(step)` is called after each step."""
+    for epoch in epochs:
+        engine.epoch_start(host, epoch, step)
+        for _ in range(host.steps_per_epoch):
+            for p in host.model.parameters():
+                p.grad = torch.ones_like(p)
+            engine.before_optimizer_step(host, step)
+            with torch.no_grad():
+                for p in host.model.parameters():
+                    p.sub_(0.01 * p.grad - 0.001)  # pruned weights get no gradient, but the drift would revive them
+            step += 1
+            engine.batch_end(host, step)
+            if after_step is not None:
+                after_step(step)
+        engine.epoch_end(torch.tensor(1.0), epoch, host.model)
+    return step
+
 
 
 # -- fake runs and W&B files --------------------------------------------------------------------

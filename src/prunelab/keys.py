@@ -16,7 +16,7 @@ NOT_RESULTS = (
 # The top-level nodes that determine the dense model ...
 DENSE_NODES = ("seed", "model", "dataset", "optimizer", "scheduler", "trainer", "schedule")
 # ... less the schedule's settings that only act after dense training.
-AFTER_DENSE = ("schedule.name", "schedule._target_", "schedule.targets", "schedule.finetune_epochs",
+AFTER_DENSE = ("schedule.name", "schedule._target_", "schedule.targets", "schedule.finetune_epochs", "schedule.retrain",
                "schedule.cumulative")
 
 # Config nodes whose settings tell two series of a comparison apart (leaf keys named `seed` never do).

@@ -1,6 +1,6 @@
 """A run's identity from its plain config: labels, family and name. No torch, so reports load fast."""
 
-FAMILIES = ("random", "magnitude", "gradient", "activation", "structural")
+FAMILIES = ("random", "magnitude", "gradient", "activation", "structural", "sparse")
 
 
 def default_family(method: str) -> str:

@@ -25,3 +25,8 @@ def reinit_seed(seed: int, stage: int) -> int:
 def augment_generator(seed: int, batches_drawn: int) -> torch.Generator:
     """The generator of the augmentation of the next batch, after `batches_drawn` augmented batches."""
     return torch.Generator().manual_seed((seed << 32) + batches_drawn)
+
+
+def update_seed(seed: int, stage: int, step: int) -> int:
+    """The seed of a mask update during training (SET's regrowth) after `step` optimizer steps of `stage`."""
+    return (seed << 40) + (stage << 32) + step

@@ -5,13 +5,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hydra._internal.utils import _locate
+from omegaconf import OmegaConf
 
 from prunelab.errors import ConfigError
 from tests.helpers import CONF, TINY, cli, compose_config, options, prepare, run
 
+
+def needs_gradual(method: str) -> bool:
+    """Whether the option's pruner prunes only on a gradual schedule (tests/e2e/test_training_time.py runs it)."""
+    return getattr(_locate(OmegaConf.load(CONF / "pruning" / f"{method}.yaml")["_target_"]), "needs_gradual", False)
+
+
 # Structural methods reach channel ratios, not exact weight counts: tests/e2e/test_structural.py runs them.
-UNSTRUCTURED = [m for m in options("pruning")
-                if "family: structural" not in (CONF / "pruning" / f"{m}.yaml").read_text()]
+STEPWISE = [m for m in options("pruning") if not needs_gradual(m)]
+UNSTRUCTURED = [m for m in STEPWISE if "family: structural" not in (CONF / "pruning" / f"{m}.yaml").read_text()]
 
 
 @pytest.mark.parametrize("method", UNSTRUCTURED)
@@ -25,7 +33,7 @@ def test_every_unstructured_option_reaches_its_targets_end_to_end(method, tmp_pa
 
 
 def test_every_option_runs_through_the_cli_and_writes_a_full_curve(tmp_path):
-    methods = options("pruning")
+    methods = STEPWISE
     proc = cli("-m", f"pruning={','.join(methods)}", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
                store=tmp_path / "store")
     out, err = proc.communicate(timeout=900)

@@ -2,42 +2,15 @@
 
 import pytest
 import torch
-from torch import nn
 
 from prunelab.pruning import Magnitude, UnstructuredPruner
 from prunelab.training.engine import StageEngine
 from prunelab.training.meter import Meter
 from prunelab.training.schedule import Schedule
+from tests.helpers import FakeHost, drive
 
 LABELS = {"method": "magnitude", "family": "magnitude", "model": "mlp", "dataset": "toy", "schedule": "iterative",
           "seed": 0}
-
-
-class FakeHost:
-    """A training loop reduced to what the engine asks of it; records what the engine told it."""
-
-    steps_per_epoch, input_shape, is_primary = 2, [6], True
-
-    def __init__(self):
-        torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-        self.stages, self.rebuilt, self.evaluated = [], 0, []
-
-    def evaluate(self, split):
-        self.evaluated.append(split)
-        return {"acc": {"val": 0.5, "test": 0.25}[split]}
-
-    def train_batches(self):
-        return [(torch.randn(4, 6), torch.tensor([0, 1, 2, 0]))]
-
-    def set_stage(self, epochs, lr_scale):
-        self.stages.append((epochs, lr_scale))
-
-    def rebuild_optimizers(self):
-        self.rebuilt += 1
-
-    def model_changed(self):
-        pass
 
 
 class Recorder:
@@ -52,23 +25,6 @@ class Recorder:
 
     def run_done(self, rows):
         self.curves.append(list(rows))
-
-
-def drive(engine: StageEngine, host: FakeHost, epochs: range, step: int = 0) -> int:
-    """What a training loop does around each epoch and step; a fake step moves every weight."""
-    for epoch in epochs:
-        engine.epoch_start(host, epoch, step)
-        for _ in range(host.steps_per_epoch):
-            for p in host.model.parameters():
-                p.grad = torch.ones_like(p)
-            engine.before_optimizer_step(host.model)
-            with torch.no_grad():
-                for p in host.model.parameters():
-                    p.sub_(0.01 * p.grad - 0.001)  # pruned weights get no gradient, but the drift would revive them
-            step += 1
-            engine.batch_end(host, step)
-        engine.epoch_end(torch.tensor(1.0), epoch, host.model)
-    return step
 
 
 def engine_and_host(sinks=()):

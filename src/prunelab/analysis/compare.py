@@ -21,8 +21,10 @@ from prunelab.scores import ACC, TOLERANCE, run_summary
 SECOND_AXES = ("theoretical_speedup", "nonzero_macs", "compression", "nonzero_params")
 # Per family: a colour map for its methods' shades and a line style.
 FAMILY_STYLES = dict(zip(FAMILIES, [("Greys", ":"), ("Blues", "-"), ("Oranges", "-"), ("Reds", "-"),
-                                    ("Greens", "--")], strict=True))
+                                    ("Greens", "--"), ("Purples", "-")], strict=True))
 OTHER_STYLE = ("Purples", "-.")
+# Training from scratch (Liu et al. 2019) is drawn in its method's colour, in its own line style.
+RETRAIN_STYLES = {"scratch_e": (0, (5, 1.5)), "scratch_b": (0, (1, 1))}
 MARKERS = "osD^v<>p"
 NOT_METRICS = ("seed", "stage", "target_sparsity", "epoch")
 BEFORE = "acc_before_ft"  # validation accuracy right after pruning, before fine-tuning
@@ -30,7 +32,7 @@ BEFORE = "acc_before_ft"  # validation accuracy right after pruning, before fine
 
 # -- aggregation -------------------------------------------------------------------------------
 def _labels(table: pd.DataFrame) -> list[str]:
-    return [c for c in ("series", "family", "method", "model", "dataset", "schedule") if c in table]
+    return [c for c in ("series", "family", "method", "model", "dataset", "schedule", "base", "retrain") if c in table]
 
 
 def _order(table: pd.DataFrame, *within: str) -> pd.DataFrame:
@@ -67,16 +69,20 @@ def method_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 # -- figures -----------------------------------------------------------------------------------
 def series_styles(table: pd.DataFrame) -> dict[str, dict]:
-    """Colour, line style and marker per series: one colour map and line style per family."""
+    """Colour, line style and marker per series: one colour map and line style per family; a scratch
+    control takes its method's colour and the line style of its retraining."""
     from matplotlib import colormaps
 
+    table = table if "base" in table else table.assign(base=table["series"], retrain="finetune")
     styles = {}
     for family, rows in table.drop_duplicates("series").groupby("family", sort=False):
         cmap, line = FAMILY_STYLES.get(family, OTHER_STYLE)
-        members = list(rows["series"])
-        for i, series in enumerate(members):
-            shade = 0.75 if len(members) == 1 else 0.5 + 0.45 * i / (len(members) - 1)
-            styles[series] = {"color": colormaps[cmap](shade), "linestyle": line, "marker": MARKERS[i % len(MARKERS)]}
+        bases = list(dict.fromkeys(rows["base"]))
+        for i, (series, base, retrain) in enumerate(zip(rows["series"], rows["base"], rows["retrain"])):
+            j = bases.index(base)
+            shade = 0.75 if len(bases) == 1 else 0.5 + 0.45 * j / (len(bases) - 1)
+            styles[series] = {"color": colormaps[cmap](shade), "linestyle": RETRAIN_STYLES.get(retrain, line),
+                              "marker": MARKERS[i % len(MARKERS)]}
     return styles
 
 
@@ -221,6 +227,28 @@ def separation_text(table: pd.DataFrame, acc: str = ACC) -> str:
     return head + "\n\n" + _markdown_table(["method", "family", f"{acc} (%)", "before fine-tuning (val, %)"], rows)
 
 
+def scratch_table(agg: pd.DataFrame, acc: str = ACC) -> str | None:
+    """Markdown: per scratch control and target, fine-tuning's accuracy minus the control's, and whether
+    the difference is beyond the spread over seeds (larger than the sum of the two stds); None without controls."""
+    if "retrain" not in agg or not (agg["retrain"] != "finetune").any():
+        return None
+    rows = []
+    for (base, retrain), control in agg[agg["retrain"] != "finetune"].groupby(["base", "retrain"], sort=False):
+        tuned = agg[(agg["base"] == base) & (agg["retrain"] == "finetune")].set_index("target_sparsity")
+        for _, c in control[control["stage"] > 0].iterrows():
+            t = c["target_sparsity"]
+            if t not in tuned.index:
+                continue
+            f = tuned.loc[t]
+            diff, spread = f[f"{acc}_mean"] - c[f"{acc}_mean"], f[f"{acc}_std"] + c[f"{acc}_std"]
+            verdict = ("fine-tuning better" if diff > spread else f"{retrain} better" if -diff > spread
+                       else "within the spread")
+            rows.append([base, retrain, f"{100 * t:g}%", _cell(f[f"{acc}_mean"], f[f"{acc}_std"]),
+                         _cell(c[f"{acc}_mean"], c[f"{acc}_std"]), f"{100 * diff:+.2f}", verdict])
+    header = ["method", "control", "target", "fine-tuned", "control acc", "difference (pt)", "beyond the spread?"]
+    return _markdown_table(header, rows) if rows else None
+
+
 def summary_table(summary: pd.DataFrame) -> str:
     """Markdown: per series, the `run_summary` scores as "mean ± std" (accuracies and sparsities in %)."""
     columns = {"dense_acc": ("dense acc (%)", 100, 2), "final_acc": ("final acc (%)", 100, 2),
@@ -242,6 +270,11 @@ def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, 
              f"Per method: the highest sparsity within {100 * TOLERANCE:g} point of dense accuracy, and the area "
              "under accuracy vs sparsity (trapezoid from 0 to the last sparsity reached).",
              summary_table(summary)]
+    controls = scratch_table(agg, acc)
+    if controls:
+        parts += ["Fine-tuning against training the pruned network from scratch (Liu et al. 2019), per target: "
+                  "fine-tuned minus control accuracy, beyond the spread when larger than the sum of the stds.",
+                  controls]
     if skipped:
         parts.append("Left out: " + "; ".join(f"`{run}` ({why})" for run, why in skipped))
     return "\n\n".join(parts) + "\n"

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 RESULTS = RunPaths(Path()).results.name
 HYDRA_CONFIG = str(RunPaths(Path()).hydra_config)
+RETRAIN = "schedule.retrain"
 
 @dataclass
 class Run:
@@ -33,7 +34,8 @@ class Run:
 
 @dataclass
 class Sweep:
-    """Gathered runs: results rows (with `run`, `series`, `family`), per-layer sparsity, and runs left out."""
+    """Gathered runs: results rows (with `run`, `series`, `family`, and `retrain` with the `base` series a
+    scratch control belongs to), per-layer sparsity, and runs left out."""
 
     runs: pd.DataFrame
     layers: pd.DataFrame
@@ -155,12 +157,15 @@ def build_sweep(runs: list[Run], skipped: list[tuple[str, str]]) -> Sweep:
     if not runs:
         return Sweep(pd.DataFrame(), pd.DataFrame(), skipped)
     labels = series_labels({r.id: _identity(r) for r in runs})
+    # the series each run belongs to once its retraining (fine-tuning or a scratch control) is set aside
+    bases = series_labels({r.id: {k: v for k, v in _identity(r).items() if k != RETRAIN} for r in runs})
     frames, layers = [], []
     for r in runs:
         method = r.results["method"].iloc[0]
         family = r.results["family"].iloc[0] if "family" in r.results else method_family(
             {"name": method, "family": r.settings.get("pruning.family")})
-        tag = {"run": r.id, "series": labels[r.id], "family": family}
+        tag = {"run": r.id, "series": labels[r.id], "family": family, "base": bases[r.id],
+               "retrain": r.settings.get(RETRAIN, "finetune")}
         frames.append(r.results.assign(**tag))
         if r.layers is not None:
             layers.append(r.layers.assign(**tag))

@@ -10,6 +10,8 @@ from prunelab.models.common import chw, conv_bn_relu, init_weights
 class DigitsCNN(nn.Sequential):
     """conv32-conv64-pool-conv64, pooled to 4x4, then fc128 and a classifier; any input >= 2x2."""
 
+    reset_parameters = init_weights  # also the initialiser of a pruned copy (training.rewind.reinitialise)
+
     def __init__(self, input_shape: Sequence[int], num_classes: int):
         c, _, _ = chw(input_shape)
         super().__init__(

@@ -30,6 +30,8 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-`depth` for small images: depth = 6n + 2, three stages of 16/32/64 channels."""
 
+    reset_parameters = init_weights  # also the initialiser of a pruned copy (training.rewind.reinitialise)
+
     def __init__(self, depth: int, input_shape: Sequence[int], num_classes: int):
         super().__init__()
         if depth < 8 or (depth - 2) % 6:

@@ -12,6 +12,8 @@ _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512,
 class VGG16BN(nn.Sequential):
     """13 conv+BN+ReLU layers in five pooled stages, global average pool, Linear(512, classes)."""
 
+    reset_parameters = init_weights  # also the initialiser of a pruned copy (training.rewind.reinitialise)
+
     def __init__(self, input_shape: Sequence[int], num_classes: int):
         require_size("vgg16_bn", input_shape, 32, "use a dataset with inputs of at least 32x32 (cifar10, cifar100)")
         layers, cin = [], chw(input_shape)[0]

@@ -1,7 +1,7 @@
 """How a global target is spread over layers: ERK densities, LAMP scores, and whole counts. Pure functions."""
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -26,17 +26,33 @@ def erk_densities(shapes: Mapping[str, torch.Size], density: float) -> dict[str,
         dense |= over
 
 
-def apportion(quotas: Mapping[str, float], total: int) -> dict[str, int]:
-    """Whole numbers summing to `total`, each the floor of its quota or one more (largest remainders first).
+def apportion(quotas: Mapping[str, float], total: int, caps: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Whole numbers summing to `total`, each the floor of its quota or one more (largest remainders first),
+    none above its cap.
 
     `quotas` should sum to `total`; ties go to the earlier key.
     """
+    caps = caps or {}
+    quotas = {k: min(q, caps.get(k, math.inf)) for k, q in quotas.items()}
     counts = {k: math.floor(q) for k, q in quotas.items()}
     rest = total - sum(counts.values())
-    by_remainder = sorted(quotas, key=lambda k: counts[k] - quotas[k])  # stable: earlier keys win ties
+    room = [k for k in quotas if counts[k] < caps.get(k, math.inf)]
+    if rest > len(room):
+        raise ValueError(f"cannot place {total} within the caps {dict(caps)}")
+    by_remainder = sorted(room, key=lambda k: counts[k] - quotas[k])  # stable: earlier keys win ties
     for k in by_remainder[: max(rest, 0)]:
         counts[k] += 1
     return counts
+
+
+def layer_counts(shapes: Mapping[str, Sequence[int]], density: float, scope: str,
+                 caps: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Weights to keep per layer so that round(density * all weights) are kept: the same density in every
+    layer (`scope="layer"`) or ERK's (`"erk"`), none above its cap (default: the layer's size)."""
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    densities = erk_densities(shapes, density) if scope == "erk" else dict.fromkeys(shapes, density)
+    kept = round(density * sum(sizes.values()))
+    return apportion({n: densities[n] * sizes[n] for n in sizes}, kept, {**sizes, **(caps or {})})
 
 
 def lamp_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,18 @@ def round_targets(start: float, target: float, rounds: int) -> list[float]:
     return [1.0 - d0 * (d1 / d0) ** (r / rounds) for r in range(1, rounds)] + [target]
 
 
+def checked_parameters(model: nn.Module, exclude: Sequence[str], exclude_output: bool) -> dict[str, nn.Parameter]:
+    """`prunable_parameters`, or a ConfigError when the exclusions leave none."""
+    params = prunable_parameters(model, exclude, exclude_output)
+    if not params:
+        raise ConfigError(
+            "pruning.exclude",
+            f"no prunable parameters left after excluding {list(exclude)} (exclude_output={exclude_output})",
+            "exclude fewer layers, or set pruning.exclude_output=false for a one-layer model",
+        )
+    return params
+
+
 class UnstructuredPruner:
     """Prunes individual weights: score them with `criterion`, keep the best per `pattern` and `scope`.
 
@@ -60,14 +72,7 @@ class UnstructuredPruner:
 
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The weights this pruner may prune; a ConfigError when exclusions leave none."""
-        params = prunable_parameters(model, self.exclude, self.exclude_output)
-        if not params:
-            raise ConfigError(
-                "pruning.exclude",
-                f"no prunable parameters left after excluding {list(self.exclude)}"
-                f" (exclude_output={self.exclude_output})",
-                "exclude fewer layers, or set pruning.exclude_output=false for a one-layer model",
-            )
+        params = checked_parameters(model, self.exclude, self.exclude_output)
         unmatched = [p for p in self.layer_rates if not any(fnmatch(n, p) for n in params)]
         if unmatched:
             raise ConfigError("pruning.layer_rates", f"{unmatched} match no prunable weight of {list(params)}",

@@ -51,6 +51,9 @@ class LightningHost:
     def model_changed(self) -> None:
         rewrap_ddp(self.trainer)
 
+    def set_total_epochs(self, epochs: int) -> None:
+        self.trainer.fit_loop.max_epochs = epochs
+
 
 class PruningCallback(pl.Callback):
     """Runs `engine` inside one `Trainer.fit` of `engine.schedule.total_epochs` epochs.
@@ -73,7 +76,7 @@ class PruningCallback(pl.Callback):
         self.engine.epoch_start(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.engine.before_optimizer_step(pl_module.model)
+        self.engine.before_optimizer_step(LightningHost(trainer, pl_module), trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.engine.batch_end(LightningHost(trainer, pl_module), trainer.global_step)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunelab.errors import Diverged
+from prunelab.errors import ConfigError, Diverged
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import (
     Masks,
@@ -25,10 +25,10 @@ from prunelab.pruning.masks import (
     full_masks,
     pruned_fraction,
 )
-from prunelab.seeds import epoch_seed, prune_generator
+from prunelab.seeds import epoch_seed, prune_generator, update_seed
 from prunelab.training import rows
 from prunelab.training.ddp import restore_dense
-from prunelab.training.meter import Meter
+from prunelab.training.meter import Meter, nonzero_macs
 from prunelab.training.rewind import Rewinder
 from prunelab.training.schedule import Schedule
 
@@ -57,6 +57,9 @@ class Host(Protocol):
 
     def model_changed(self) -> None:
         """Parameters were replaced (channels removed): refresh wrappers that hold references to them."""
+
+    def set_total_epochs(self, epochs: int) -> None:
+        """The run now trains for `epochs` epochs in all (a stage's length was set when it began)."""
 
 
 @dataclass
@@ -97,6 +100,8 @@ class EngineState:
     rewind_state: dict | None = None
     stage_start_step: int = 0
     stage_masks: dict[int, Masks] = field(default_factory=dict)
+    stage_epochs: list[int] = field(default_factory=list)  # lengths set when stages began (scratch_b)
+    pruner_state: dict | None = None  # what a pruner learns while training (movement scores)
 
 
 class StageEngine:
@@ -109,6 +114,14 @@ class StageEngine:
     `dense_penalty(model)`, applied to the gradients during dense training. Gradual schedules
     (`schedule.target_at` during a stage) prune between steps. A non-finite training loss raises
     `Diverged`.
+
+    Pruners that act while pruned networks train define any of: `observe(params, step, steps)`,
+    called with the dense gradients before each optimizer step (`step` of the stage's `steps` done);
+    `update(params, masks, step, steps, seed) -> masks | None`, called after each step (new masks
+    move the mask; `seed` draws what the update draws); `state_dict()`/`load_state_dict(state)`
+    for what they accumulate; `needs_gradual = True` when they can only prune on a gradual schedule.
+    Training from scratch (`schedule.retrain`) re-initialises each pruned network; scratch_b sets
+    its stage's length from the dense and pruned MACs.
     """
 
     def __init__(self, pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
@@ -116,12 +129,15 @@ class StageEngine:
         self.pruner, self.schedule, self.labels = pruner, schedule, dict(labels)
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
-        self.rewinder = Rewinder(schedule.rewind, model_factory, self.seed)
+        check_pruner(pruner, schedule)
+        self.rewinder = Rewinder("random" if schedule.scratch else schedule.rewind, model_factory, self.seed)
         self.dense_penalty = getattr(pruner, "dense_penalty", None)
+        self.observe, self.update = getattr(pruner, "observe", None), getattr(pruner, "update", None)
         self.sinks = list(sinks)
         self.state = EngineState()
         self._dense_model: nn.Module | None = None
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._params: dict[str, torch.Tensor] = {}
         self._started = self._stage_started = time.perf_counter()
 
     # -- what the training loop calls ------------------------------------------------------
@@ -140,14 +156,16 @@ class StageEngine:
     def configure(self, host: Host) -> None:
         """Tell the host the length and LR scale of the current stage."""
         stage = self.state.stage
-        host.set_stage(self.schedule.stage_epochs(stage), self.schedule.stage_lr_scale(stage))
+        host.set_stage(self._lengths()[stage], self.schedule.stage_lr_scale(stage))
 
     def start(self, host: Host) -> None:
-        """Training (re)starts: open the sinks and hold restored masks."""
+        """Training (re)starts: open the sinks, hold restored masks, keep a lengthened run's length."""
         for sink in self.sinks:
             sink.start()
         if self.state.masks is not None:
             self._enforce_masks(host.model)
+        if sum(self._lengths()) != self.schedule.total_epochs:
+            host.set_total_epochs(sum(self._lengths()))
 
     def epoch_seed(self, epoch: int) -> int:
         """The global seed of `epoch`: random draws are a function of (seed, epoch), so resumed runs agree."""
@@ -157,27 +175,33 @@ class StageEngine:
         """Before epoch `epoch` (`step` optimizer steps done): enter the next stage when it begins here."""
         self.schedule.check_steps(host.steps_per_epoch)
         self.state.rewind_state = self.rewinder.capture(host.model, step, self.state.rewind_state)
-        stage = self.schedule.stage_at_epoch(epoch)
+        stage = self.schedule.stage_at_epoch(epoch, self._lengths())
         if stage > self.state.stage:
             self._finish_stage(host, epoch, step)
             self._begin_stage(stage, host, step)
 
-    def before_optimizer_step(self, model: nn.Module) -> None:
-        """Dense training's gradient penalty; pruned weights get no gradient."""
+    def before_optimizer_step(self, host: Host, step: int) -> None:
+        """Before optimizer step `step` + 1: dense training's gradient penalty; a pruner observes the dense
+        gradients; pruned weights get no gradient."""
         if self.state.stage == 0 and self.dense_penalty is not None:
-            self.dense_penalty(model)
+            self.dense_penalty(host.model)
+        if self.state.stage and self.observe is not None:
+            self.observe(self._params, step - self.state.stage_start_step, self._stage_steps(host))
         if self.state.masks is not None:
             grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
             apply_masks([g for g, _ in grads], [m for _, m in grads])
 
     def batch_end(self, host: Host, step: int) -> None:
-        """After an optimizer step: keep the rewind point, prune on a gradual schedule, re-zero pruned weights."""
+        """After an optimizer step: keep the rewind point, prune on a gradual schedule, let the pruner move the
+        mask (regrown weights start at the zero they were held at), re-zero pruned weights."""
         if self.state.stage == 0:
             self.state.rewind_state = self.rewinder.capture(host.model, step, self.state.rewind_state)
         else:
             self._prune_on_schedule(host, step)
         if self.state.masks is not None:
             apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+        if self.state.stage:
+            self._update_masks(host, step)
 
     def epoch_end(self, loss: torch.Tensor, epoch: int, model: nn.Module) -> None:
         """Stop the run with `Diverged` when the epoch's training loss is not finite."""
@@ -198,10 +222,14 @@ class StageEngine:
         state = {f.name: getattr(self.state, f.name) for f in fields(EngineState)}
         if self._dense_model is not None:
             state["dense_state"] = self._dense_model.state_dict()
+        if hasattr(self.pruner, "state_dict"):
+            state["pruner_state"] = self.pruner.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.state = EngineState(**{f.name: state[f.name] for f in fields(EngineState) if f.name in state})
+        if self.state.pruner_state is not None:
+            self.pruner.load_state_dict(self.state.pruner_state)
 
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
@@ -223,10 +251,39 @@ class StageEngine:
             state.masks = full_masks(params)
         state.stage, state.stage_start_step = stage, step
         self._prune(self.schedule.target_at(stage, 0, host.steps_per_epoch), host)
+        if self.schedule.retrain == "scratch_b":
+            self._match_compute(host)
         self.rewinder.restore(host.model, stage, state.rewind_state)
         self._enforce_masks(host.model)
-        host.set_stage(self.schedule.finetune_epochs, self.schedule.finetune_lr_scale)
+        host.set_stage(self._lengths()[stage], self.schedule.stage_lr_scale(stage))
         host.rebuild_optimizers()
+
+    def _lengths(self) -> list[int]:
+        """Every stage's epochs: as set when it began, else as planned."""
+        planned = [self.schedule.stage_epochs(k) for k in range(self.schedule.num_stages + 1)]
+        return self.state.stage_epochs or planned
+
+    def _match_compute(self, host: Host) -> None:
+        """Scratch-B: this stage trains dense MACs / pruned MACs times dense training's epochs."""
+        ratio = self.state.rows[0]["macs"] / nonzero_macs(host.model, host.input_shape)
+        lengths = self._lengths()
+        lengths[self.state.stage] = max(1, round(self.schedule.pretrain_epochs * ratio))
+        self.state.stage_epochs = lengths
+        host.set_total_epochs(sum(lengths))
+
+    def _stage_steps(self, host: Host) -> int:
+        return self._lengths()[self.state.stage] * host.steps_per_epoch
+
+    def _update_masks(self, host: Host, global_step: int) -> None:
+        """Let a pruner that trains sparse move the mask (SET, RigL)."""
+        if self.update is None:
+            return
+        step = global_step - self.state.stage_start_step
+        masks = self.update(self._params, self.state.masks, step, self._stage_steps(host),
+                            update_seed(self.seed, self.state.stage, step))
+        if masks is not None:
+            self.state.masks = masks
+            self._enforce_masks(host.model)
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
         """Prune to `target`; with `measure`, take validation accuracy at once (`acc_before_ft`)."""
@@ -291,4 +348,12 @@ class StageEngine:
         self.state.masks = {n: m.to(params[n].device) for n, m in self.state.masks.items()}
         # Multiplying by a mask of the weights' own dtype is about 6x faster than by a bool mask.
         self._pairs = [(params[n], self.state.masks[n].to(params[n].dtype)) for n in self.state.masks]
+        self._params = {n: params[n] for n in self.state.masks}
         apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+
+
+def check_pruner(pruner, schedule: Schedule) -> None:
+    """A ConfigError for a pruner that cannot prune on `schedule`."""
+    if getattr(pruner, "needs_gradual", False) and not schedule.gradual:
+        raise ConfigError("schedule", f"{type(pruner).__name__} scores weights while they train, so it prunes "
+                          "between steps, which this schedule does not", "use a gradual schedule: schedule=agp")

@@ -124,3 +124,9 @@ class Meter:
                                      self.repeats, self.warmup),
         }
         return columns, costs
+
+
+def nonzero_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
+    """MACs of the nonzero weights of `model` for one input of `input_shape`."""
+    example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+    return sum(c.nonzero_macs for c in layer_costs(model, example).values())

@@ -23,13 +23,36 @@ def fresh_init(model_factory: Callable[[], nn.Module], seed: int) -> State:
         return snapshot(model_factory())
 
 
+def _shapes(state: dict) -> dict:
+    return {k: v.shape for k, v in state.items()}
+
+
+def reinitialise(model: nn.Module, model_factory: Callable[[], nn.Module], seed: int) -> None:
+    """Fresh weights for `model` drawn under `seed`, leaving the global RNG as it was.
+
+    The model's own initialiser (`fresh_init`) while its shapes are those of a newly built model; after
+    channels were removed, every module's `reset_parameters` (children first, so that a model's own
+    `reset_parameters` has the last word), which draws for the pruned widths.
+    """
+    state = fresh_init(model_factory, seed)
+    if _shapes(state) == _shapes(model.state_dict()):
+        model.load_state_dict(state)
+        return
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for module in reversed(list(model.modules())):
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
 class Rewinder:
     """Where surviving weights restart after pruning (`schedule.rewind`).
 
     `init` or a step count k: the weights after k optimizer steps of dense training (init = 0),
     captured by `capture` and restored exactly by `restore` (Frankle & Carbin 2019; Frankle et
-    al. 2020). `random`: a fresh draw of the model's initialiser, under a seed derived from the
-    run's seed and the stage, for every stage (the random re-initialisation control).
+    al. 2020). `random`: fresh weights (`reinitialise`), under a seed derived from the run's seed
+    and the stage, for every stage (the random re-initialisation control; training from scratch).
     None: no rewinding. The snapshot itself is part of the engine's state, kept by the caller.
     """
 
@@ -48,12 +71,11 @@ class Rewinder:
     def restore(self, model: nn.Module, stage: int, saved: State | None) -> None:
         """Load the rewind point (`saved`, or a fresh draw) into `model`; masks are applied afterwards by the caller."""
         if self.random:
-            state = fresh_init(self.model_factory, reinit_seed(self.seed, stage))
-        elif self.step is not None:
-            state = saved
-        else:
+            reinitialise(model, self.model_factory, reinit_seed(self.seed, stage))
             return
-        if any(v.shape != state[k].shape for k, v in model.state_dict().items()):
+        if self.step is None:
+            return
+        if any(v.shape != saved[k].shape for k, v in model.state_dict().items()):
             raise ConfigError("schedule.rewind", "channels were removed, so the saved weights no longer fit",
                               "rewind with an unstructured method, or set pruning.remove=false")
-        model.load_state_dict(state)
+        model.load_state_dict(saved)

@@ -6,6 +6,7 @@ from typing import Sequence
 from prunelab.errors import ConfigError
 
 REWIND_POINTS = ("init", "random")  # besides a number of optimizer steps
+RETRAIN = ("finetune", "scratch_e", "scratch_b")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class Schedule:
     values at initialisation (`init`), after `k` optimizer steps of dense training (an int),
     or from a fresh draw of the model's initialiser under another seed (`random`).
     `save_masks` writes every stage's masks to `masks.pt` in the run directory.
+    `retrain` (Liu et al. 2019): `finetune` the pruned network, or train it from a fresh
+    initialisation (the pruned architecture, or fresh weights under the mask) at the optimizer's own
+    learning rate for the dense training's epochs (`scratch_e`), or for as many times more epochs as
+    the dense model has MACs more than the pruned one (`scratch_b`, the same compute; the engine sets
+    that stage's length once it has pruned).
     """
 
     targets: Sequence[float]
@@ -28,6 +34,9 @@ class Schedule:
     finetune_lr_scale: float = 1.0
     rewind: str | int | None = None
     save_masks: bool = False
+    retrain: str = "finetune"
+
+    gradual = False  # whether stages prune between steps too (`target_at` after step 0)
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(float(t) for t in self.targets))
@@ -47,24 +56,35 @@ class Schedule:
 
     @property
     def total_epochs(self) -> int:
-        return self.pretrain_epochs + self.num_stages * self.finetune_epochs
+        """Epochs of all stages at their planned lengths."""
+        return sum(self.stage_epochs(k) for k in range(self.num_stages + 1))
+
+    @property
+    def scratch(self) -> bool:
+        """Whether pruned networks train from a fresh initialisation (`retrain` scratch_e or scratch_b)."""
+        return self.retrain != "finetune"
 
     @property
     def rewind_step(self) -> int | None:
         """The dense-training optimizer step whose weights survivors restart from (None: no snapshot)."""
         return 0 if self.rewind == "init" else self.rewind if isinstance(self.rewind, int) else None
 
-    def stage_at_epoch(self, epoch: int) -> int:
-        """0 during dense training, k during the fine-tuning of target k (1-based)."""
-        if epoch < self.pretrain_epochs:
-            return 0
-        return 1 + (epoch - self.pretrain_epochs) // self.finetune_epochs
+    def stage_at_epoch(self, epoch: int, lengths: Sequence[int] = ()) -> int:
+        """0 during dense training, k during the training of target k (1-based); `lengths`: the stages'
+        epochs where they differ from `stage_epochs` (scratch_b)."""
+        end = 0
+        for stage in range(self.num_stages + 1):
+            end += lengths[stage] if lengths else self.stage_epochs(stage)
+            if epoch < end:
+                return stage
+        return self.num_stages
 
     def stage_epochs(self, stage: int) -> int:
-        return self.pretrain_epochs if stage == 0 else self.finetune_epochs
+        """Planned epochs of `stage`: dense training's, or fine-tuning's (training from scratch: dense training's)."""
+        return self.pretrain_epochs if stage == 0 or self.scratch else self.finetune_epochs
 
     def stage_lr_scale(self, stage: int) -> float:
-        return 1.0 if stage == 0 else self.finetune_lr_scale
+        return 1.0 if stage == 0 or self.scratch else self.finetune_lr_scale
 
     def target_at(self, stage: int, step: int, steps_per_epoch: int) -> float | None:
         """The sparsity to prune to after `step` optimizer steps of stage `stage` (>= 1), or None.
@@ -95,6 +115,8 @@ class GradualSchedule(Schedule):
 
     ramp_epochs: int = 1
     every: int = 100
+
+    gradual = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -141,6 +163,24 @@ def check_schedule(s: Schedule) -> None:
     if not s.finetune_lr_scale > 0:
         raise ConfigError("schedule.finetune_lr_scale", f"must be > 0, got {s.finetune_lr_scale}", "e.g. 0.1 or 1.0")
     check_rewind(s)
+    check_retrain(s)
+
+
+def check_retrain(s: Schedule) -> None:
+    """Training from scratch needs a known pruned network per target and a dense training to match."""
+    if s.retrain not in RETRAIN:
+        raise ConfigError("schedule.retrain", f"unknown retraining {s.retrain!r}", f"use one of {list(RETRAIN)}")
+    if not s.scratch:
+        return
+    if s.cumulative:
+        raise ConfigError("schedule.retrain", f"{s.retrain} retrains the network the method prunes from the dense "
+                          "model, but this schedule prunes each stage from the last", "use schedule=oneshot")
+    if s.rewind is not None:
+        raise ConfigError("schedule.retrain", f"{s.retrain} draws fresh weights, but schedule.rewind={s.rewind}",
+                          "set schedule.rewind=null")
+    if s.pretrain_epochs < 1:
+        raise ConfigError("schedule.retrain", f"{s.retrain} trains as long as dense training, which has 0 epochs",
+                          "set schedule.pretrain_epochs >= 1")
 
 
 def check_rewind(s: Schedule) -> None:
