@@ -90,8 +90,11 @@ def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageE
 
 def _fit(trainer, parts: Parts, start: Path | None) -> None:
     if start is not None:
-        done = torch.load(start, weights_only=True, mmap=True)["epoch"] + 1
-        log.info("continuing from %s after epoch %d", start, done)
+        checkpoint = torch.load(start, map_location="cpu", weights_only=True, mmap=True)
+        log.info("continuing from %s after epoch %d", start, checkpoint["epoch"] + 1)
+        state = PruningCallback.saved_state(checkpoint)
+        if state is not None:  # Lightning loads the weights into the model as it is: rebuild the saved architecture
+            parts.engine.rebuild(parts.module.model, state, parts.datamodule.input_shape)
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
 
 
@@ -137,8 +140,7 @@ def run(spec: RunSpec) -> RunResult:
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
-            save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       getattr(engine.pruner, "history", []))
+            save_model(paths, model, engine.masks, config, parts.datamodule.input_shape, engine.state.history)
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
         tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
     except BaseException:

@@ -97,6 +97,7 @@ class EngineState:
     rewind_state: dict | None = None
     stage_start_step: int = 0
     stage_masks: dict[int, Masks] = field(default_factory=dict)
+    history: list = field(default_factory=list)  # channels removed from the dense model (torch-pruning's record)
 
 
 class StageEngine:
@@ -203,6 +204,17 @@ class StageEngine:
     def load_state_dict(self, state: dict) -> None:
         self.state = EngineState(**{f.name: state[f.name] for f in fields(EngineState) if f.name in state})
 
+    def rebuild(self, model: nn.Module, state: dict, input_shape: Sequence[int]) -> None:
+        """Give the freshly built `model` the architecture of a checkpoint with engine state `state`, so that the
+        checkpoint's weights fit it: one-shot keeps the dense weights to prune from, removed channels go again."""
+        self.load_state_dict(state)
+        if self.state.dense_state is not None:
+            self._dense_model = copy.deepcopy(model)
+            self._dense_model.load_state_dict(self.state.dense_state)
+        if self.state.history:
+            example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+            self.pruner.replay(model, self.state.history, example)
+
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
         return any(r["stage"] == self.state.stage for r in self.state.rows)
@@ -233,6 +245,7 @@ class StageEngine:
         ctx = ScoreContext(batches=host.train_batches, loss=F.cross_entropy,
                            generator=prune_generator(self.seed, self.state.stage))
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
+        self.state.history = list(getattr(self.pruner, "history", []))
         host.model_changed()
         self._enforce_masks(host.model)
         if measure:
