@@ -16,8 +16,8 @@ from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
-from prunelab.runs import cache, resume
-from prunelab.runs.folder import RunFolder
+from prunelab.runs import cache, protocol, resume
+from prunelab.runs.folder import RunFolder, write_protocol
 from prunelab.runs.spec import RunSpec
 from prunelab.scores import final_layers
 from prunelab.training.callback import PruningCallback
@@ -125,7 +125,8 @@ def start_checkpoint(spec: RunSpec, stamp: resume.Stamp, processes: int) -> Path
 def run(spec: RunSpec) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
 
-    A run continues from the last checkpoint in its folder when there is one.
+    A run continues from the last checkpoint in its folder when there is one. How it was made (`runs.protocol`)
+    goes to protocol.json and the W&B config.
     """
     paths, config = spec.paths, spec.config
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -137,6 +138,10 @@ def run(spec: RunSpec) -> RunResult:
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
         trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
                            logger=logger)
+        if trainer.is_global_zero:
+            made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
+            write_protocol(paths, made)
+            tracking.log_protocol(loggers, made)
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
