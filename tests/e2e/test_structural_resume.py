@@ -6,7 +6,15 @@ import pytest
 from lightning_fabric.plugins import TorchCheckpointIO
 
 from prunelab.training.callback import PruningCallback
-from tests.helpers import SMALL, TINY, assert_same_run, compose_config, run, structural_options, widths
+from tests.helpers import (
+    SMALL,
+    TINY,
+    assert_same_run,
+    compose_config,
+    run,
+    structural_options,
+    widths,
+)
 
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs (epochs 2-4 and 5-7).
 SHORT = [*TINY, *SMALL, "schedule.finetune_epochs=3", "schedule.targets=[0.3,0.5]", "cache=false"]

@@ -156,18 +156,19 @@ class StructuralPruner:
             if isinstance(m, _BatchNorm) and m.weight is not None and m.weight.grad is not None:
                 m.weight.grad.add_(torch.sign(m.weight), alpha=self.bn_l1)
 
-    def replay(self, model: nn.Module, history: list, example: torch.Tensor) -> None:
-        """Remove from the dense `model` the channels `history` records (a resumed run), keeping the dense
-        widths that later targets refer to."""
+    def removal(self) -> dict:
+        """What rebuilds the pruned model from the dense one and prunes on from there (`replay`): torch-pruning's
+        removal history and the dense channel counts of its ranking scopes, which targets are fractions of."""
+        if not self.history:
+            return {}
+        return {"history": list(self.history), "scope_channels": dict(self._meta._scope_initial_channels)}
+
+    def replay(self, model: nn.Module, removal: dict, example: torch.Tensor) -> None:
+        """Remove from the dense `model` the channels `removal` (from `removal()`) records: a resumed run."""
         with eval_mode(model):
             meta = self._bind(model, {}, example)
-        # torch-pruning counts each ranking scope's channels at its first step, the dense counts in a run that was
-        # not stopped: take that step (at ratio 0, scoring nothing) before the removals.
-        scorer, meta.importance = meta.importance, lambda group: torch.zeros(len(group[0].idxs))
-        self._set_ratio(meta, 0.0)
-        list(meta.step(interactive=True))
-        meta.importance = scorer
-        meta.DG.load_pruning_history([list(step) for step in history])  # torch-pruning extends the list it is given
+        meta._scope_initial_channels = dict(removal["scope_channels"])
+        meta.DG.load_pruning_history([list(step) for step in removal["history"]])  # torch-pruning extends the list
         refresh_attributes(model)
         for m in model.modules():  # the head counts torch-pruning would have updated while removing
             if isinstance(m, SelfAttention):

@@ -76,7 +76,7 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
 
 def _holding(paths: RunPaths):
     """The run folder's lock; the other processes of a data-parallel run (rank > 0) follow the first, which holds it."""
-    if any(int(os.environ.get(rank, 0)) > 0 for rank in ("RANK", "LOCAL_RANK")):
+    if any(int(os.environ.get(rank, "0")) > 0 for rank in ("RANK", "LOCAL_RANK")):
         return contextlib.nullcontext()
     paths.root.mkdir(parents=True, exist_ok=True)
     return locked(paths.lock, "run: waiting for the process that works on it")

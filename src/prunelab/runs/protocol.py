@@ -16,7 +16,7 @@ LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
 def _git(folder: Path, *args: str) -> str | None:
     """The output of `git -C folder *args`; None when git is missing or fails."""
     try:
-        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -145,7 +145,8 @@ def run(spec: RunSpec) -> RunResult:
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
-            save_model(paths, model, engine.masks, config, parts.datamodule.input_shape, engine.state.history)
+            save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
+                       engine.state.removal.get("history", []))
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
         tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
     except BaseException:

@@ -97,7 +97,7 @@ class EngineState:
     rewind_state: dict | None = None
     stage_start_step: int = 0
     stage_masks: dict[int, Masks] = field(default_factory=dict)
-    history: list = field(default_factory=list)  # channels removed from the dense model (torch-pruning's record)
+    removal: dict = field(default_factory=dict)  # structural pruners: what rebuilds the pruned model from the dense
 
 
 class StageEngine:
@@ -211,9 +211,9 @@ class StageEngine:
         if self.state.dense_state is not None:
             self._dense_model = copy.deepcopy(model)
             self._dense_model.load_state_dict(self.state.dense_state)
-        if self.state.history:
+        if self.state.removal:
             example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
-            self.pruner.replay(model, self.state.history, example)
+            self.pruner.replay(model, self.state.removal, example)
 
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
@@ -245,7 +245,9 @@ class StageEngine:
         ctx = ScoreContext(batches=host.train_batches, loss=F.cross_entropy,
                            generator=prune_generator(self.seed, self.state.stage))
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
-        self.state.history = list(getattr(self.pruner, "history", []))
+        removal = getattr(self.pruner, "removal", None)
+        if removal is not None:
+            self.state.removal = removal()
         host.model_changed()
         self._enforce_masks(host.model)
         if measure:
