@@ -42,6 +42,20 @@ TINY = [
 # Small learnable data (4 training batches of 64) for tests of how runs work rather than how well.
 SMALL = ["dataset=synthetic", "dataset.num_samples=256", "dataset.num_test=64"]
 
+# One dense epoch, one target with one fine-tuning epoch, on a small MLP: seconds per job.
+MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.targets=[0.5]", *SMALL,
+         "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none"]
+
+
+TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed: two equal runs differ in them
+
+
+def assert_same_run(a: RunResult, b: RunResult) -> None:
+    """Equal rows (but for times), masks and final weights."""
+    pd.testing.assert_frame_equal(a.results.drop(columns=TIMES), b.results.drop(columns=TIMES))
+    assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
+    assert all(torch.equal(x, y) for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values()))
+
 
 def options(group: str) -> list[str]:
     """Every option of a config group, from its folder: the group is the registry. Never empty."""

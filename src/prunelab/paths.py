@@ -26,6 +26,16 @@ class RunPaths:
         return self.root / "status.json"
 
     @property
+    def protocol(self) -> Path:
+        """How the results were made: code and library versions, device, data fingerprint, fine-tuning budget."""
+        return self.root / "protocol.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the one process that works on the run (`runs.lock.locked`); others wait for it."""
+        return self.root / "run.lock"
+
+    @property
     def dense(self) -> Path:
         """The dense model's state_dict at the end of stage 0."""
         return self.root / "dense.pt"

@@ -78,6 +78,12 @@ def _log_layer_table(run, stage: int, rows: list[dict]) -> None:
     run.log({f"layers/stage_{stage}": wandb.Table(dataframe=pd.DataFrame(rows))})
 
 
+def log_protocol(loggers: list[Logger], protocol: dict) -> None:
+    """Add how the run was made (code, libraries, device, data, fine-tuning budget) to W&B's config as `protocol`."""
+    for logger in _wandb(loggers):
+        logger.guard(lambda run: run.config.update({"protocol": protocol}, allow_val_change=True))
+
+
 def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
                 model_path: Path) -> None:
     """At the end of a run, in W&B: the run's summary scalars (see `compare.run_summary`), the final

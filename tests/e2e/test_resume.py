@@ -13,9 +13,8 @@ import torch
 from prunelab.errors import ConfigError
 from prunelab.runs.run import RunResult
 from prunelab.training.callback import PruningCallback
-from tests.helpers import SMALL, TINY, cli, compose_config, run
+from tests.helpers import SMALL, TIMES, TINY, assert_same_run, cli, compose_config, run
 
-TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs, so a stage can be cut in its middle.
 SHORT = [*TINY, *SMALL, "schedule.finetune_epochs=3"]
 
@@ -29,12 +28,6 @@ def reference_dir(tmp_path_factory):
 def reference(reference_dir) -> RunResult:
     """An uninterrupted run that trains its dense model itself (no cache)."""
     return run(compose_config(*SHORT, "cache=false"), reference_dir)
-
-
-def assert_same_run(a: RunResult, b: RunResult) -> None:
-    pd.testing.assert_frame_equal(a.results.drop(columns=TIMES), b.results.drop(columns=TIMES))
-    assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
-    assert all(torch.equal(x, y) for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values()))
 
 
 class Stopped(Exception):

@@ -10,11 +10,7 @@ import pytest
 from prunelab.paths import RunPaths
 from prunelab.runs.folder import read_status
 from prunelab.runs.spec import from_config
-from tests.helpers import SMALL, cli, compose_config
-
-# One dense epoch, one target with one fine-tuning epoch, on a small MLP: seconds per job.
-MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.targets=[0.5]", *SMALL,
-         "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none"]
+from tests.helpers import MICRO, cli, compose_config
 
 
 def sweep(tmp_path, name: str, *args: str):

@@ -175,13 +175,35 @@ class StructuralPruner:
             if isinstance(m, _BatchNorm) and m.weight is not None and m.weight.grad is not None:
                 m.weight.grad.add_(torch.sign(m.weight), alpha=self.bn_l1)
 
+    def removal(self) -> dict:
+        """What rebuilds the pruned model from the dense one and prunes on from there (`replay`): torch-pruning's
+        removal history and the dense channel counts of its ranking scopes, which targets are fractions of."""
+        if not self.history:
+            return {}
+        return {"history": list(self.history), "scope_channels": dict(self._meta._scope_initial_channels)}
+
+    def replay(self, model: nn.Module, removal: dict, example: torch.Tensor) -> None:
+        """Remove from the dense `model` the channels `removal` (from `removal()`) records: a resumed run."""
+        with eval_mode(model):
+            meta = self._bind(model, {}, example)
+        meta._scope_initial_channels = dict(removal["scope_channels"])
+        meta.DG.load_pruning_history([list(step) for step in removal["history"]])  # torch-pruning extends the list
+        refresh_attributes(model)
+        for m in model.modules():  # the head counts torch-pruning would have updated while removing
+            if isinstance(m, SelfAttention):
+                meta.num_heads[m.qkv] = meta.out_channel_groups[m.qkv] = m.num_heads
+        self.history = meta.DG.pruning_history()
+
     def _meta_pruner(self, model: nn.Module, masks: Masks, ctx: ScoreContext):
         # Removal keeps one MetaPruner per model: it remembers the dense widths that targets refer to.
         if self.remove and self._meta is not None and self._meta.model is model:
             return self._meta
+        return self._bind(model, masks, next(iter(ctx.batches()))[0][:1])
+
+    def _bind(self, model: nn.Module, masks: Masks, example: torch.Tensor):
+        """A MetaPruner over `model` as it is now, kept in `_meta`."""
         split_attention(model)
-        device = next(model.parameters()).device
-        example = next(iter(ctx.batches()))[0][:1].to(device)
+        example = example.to(next(model.parameters()).device)
         kept = {id(p) for p in prunable_parameters(model, self.exclude).values()}
         ignored = [m for m in model.modules() if isinstance(m, PRUNABLE_LAYERS) and id(m.weight) not in kept]
         names = {id(m): f"{n}.weight" for n, m in model.named_modules()}

@@ -6,17 +6,16 @@ weights. Runs in parallel take a file lock: one trains, the others wait and reus
 read only once its `complete` marker exists, which is written after the checkpoint is in place.
 """
 
-import fcntl
 import logging
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from prunelab import atomic
 from prunelab.paths import DensePaths, dense_entry
 from prunelab.runs import store
+from prunelab.runs.lock import locked
 from prunelab.runs.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -27,27 +26,12 @@ def entry(spec: RunSpec) -> DensePaths:
     return dense_entry(spec.config["store_dir"], store.digest(spec.dense_settings))
 
 
-@contextmanager
-def locked(path: Path):
-    """Hold an exclusive lock on `path` (released when the process ends, however it ends)."""
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("dense model: waiting for the run that trains it (%s)", path)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def dense_checkpoint(spec: RunSpec, train: Callable[[Path], Path]) -> Path:
     """The shared dense checkpoint of `spec`; trained with `train(work_dir) -> checkpoint` if none exists."""
     dense = entry(spec)
     if not dense.complete.exists():
         dense.root.parent.mkdir(parents=True, exist_ok=True)
-        with locked(dense.lock):
+        with locked(dense.lock, "dense model: waiting for the run that trains it"):
             if not dense.complete.exists():
                 _publish(dense, spec.dense_settings, train)
                 return dense.checkpoint

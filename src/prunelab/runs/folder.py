@@ -41,3 +41,13 @@ def write_status(paths: RunPaths, status: dict) -> None:
     """Write status.json atomically."""
     paths.root.mkdir(parents=True, exist_ok=True)
     atomic.write_json(paths.status, status)
+
+
+def read_protocol(paths: RunPaths) -> dict:
+    """The run's protocol.json (`{}` when there is none)."""
+    return json.loads(paths.protocol.read_text()) if paths.protocol.is_file() else {}
+
+
+def write_protocol(paths: RunPaths, protocol: dict) -> None:
+    """Write protocol.json atomically."""
+    atomic.write_json(paths.protocol, protocol)

@@ -1,5 +1,6 @@
 """One job (a single run, or one job of a multirun): skip it if done, resume it if not, and in a sweep
-keep its failure to itself.
+keep its failure to itself. A run folder has one writer at a time (its `run.lock`); a finished run made
+by other code than now is skipped with a warning, and rerun with `rerun=true`.
 
 Every job leaves a `status.json` in its Hydra folder (and in its run folder in the store):
 `status` is `done` or `failed`; a failure says why, and a divergence at which stage and
@@ -7,8 +8,10 @@ sparsity. `SweepSummary` reads them at the end of a multirun, prints what failed
 non-zero when anything did.
 """
 
+import contextlib
 import logging
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,8 +22,10 @@ from omegaconf import DictConfig
 
 from prunelab.errors import ConfigError, Diverged
 from prunelab.paths import RunPaths
-from prunelab.runs.folder import read_status, write_status
-from prunelab.runs.spec import from_config
+from prunelab.runs.folder import read_protocol, read_status, write_status
+from prunelab.runs.lock import locked
+from prunelab.runs.protocol import stale_warning
+from prunelab.runs.spec import RunSpec, from_config
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +58,60 @@ def _record(run: RunPaths, job: RunPaths, status: dict, skipped: bool = False) -
 def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
     """Run `cfg` in its store folder, or skip it when it is done; returns `objective`.
 
-    With `isolate` (a multirun job) a failure is recorded and NaN returned instead of raised.
+    One process at a time works on a run folder: another that wants the same run waits for it, then skips
+    the run or continues it. With `isolate` (a multirun job) a failure is recorded and NaN returned instead
+    of raised.
     """
+    job = RunPaths(Path(job_dir))
+    try:
+        spec = from_config(cfg, job_dir)
+    except Exception as err:
+        return _failed(job, job, err, isolate)
+    with _holding(spec.paths):
+        try:
+            return _skip_or_run(spec, job)
+        except Exception as err:
+            return _failed(spec.paths, job, err, isolate)
+
+
+def _holding(paths: RunPaths):
+    """The run folder's lock; the other processes of a data-parallel run (rank > 0) follow the first, which holds it."""
+    if any(int(os.environ.get(rank, "0")) > 0 for rank in ("RANK", "LOCAL_RANK")):
+        return contextlib.nullcontext()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    return locked(paths.lock, "run: waiting for the process that works on it")
+
+
+def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
     from prunelab.runs.run import (
         run,  # torch and Lightning load only when a job runs, not for the callback
     )
 
-    job = paths = RunPaths(Path(job_dir))
-    try:
-        spec = from_config(cfg, job_dir)
-        paths = spec.paths
-        status = read_status(paths)
-        if status.get("status") == "done" and paths.results.is_file():
-            log.info("skipped: %s is done", paths.root)
+    paths = spec.paths
+    status = read_status(paths)
+    if status.get("status") == "done" and paths.results.is_file():
+        stale = stale_warning(paths.root, read_protocol(paths))
+        if not spec.config["rerun"]:
+            if stale:
+                log.warning(stale)
+            else:
+                log.info("skipped: %s is done", paths.root)
             _record(paths, job, status, skipped=True)
             return status["objective"]
-        write_status(paths, {"status": "running"})
-        value = objective(run(spec).results)
-        _record(paths, job, {"status": "done", "objective": value})
-        return value
-    except Exception as err:
-        _record(paths, job, failure(err))
-        if not isolate:
-            raise
-        log.error("run failed: %s", err, exc_info=not isinstance(err, ConfigError))
-        return math.nan
+        log.info("rerun: %s is done, running it again", paths.root)
+        shutil.rmtree(paths.checkpoints, ignore_errors=True)
+    write_status(paths, {"status": "running"})
+    value = objective(run(spec).results)
+    _record(paths, job, {"status": "done", "objective": value})
+    return value
+
+
+def _failed(paths: RunPaths, job: RunPaths, err: Exception, isolate: bool) -> float:
+    _record(paths, job, failure(err))
+    if not isolate:
+        raise err
+    log.error("run failed: %s", err, exc_info=not isinstance(err, ConfigError))
+    return math.nan
 
 
 class SweepSummary(Callback):

@@ -16,8 +16,8 @@ from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
-from prunelab.runs import cache, resume
-from prunelab.runs.folder import RunFolder
+from prunelab.runs import cache, protocol, resume
+from prunelab.runs.folder import RunFolder, write_protocol
 from prunelab.runs.spec import RunSpec
 from prunelab.scores import final_layers
 from prunelab.training.callback import PruningCallback
@@ -90,8 +90,11 @@ def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageE
 
 def _fit(trainer, parts: Parts, start: Path | None) -> None:
     if start is not None:
-        done = torch.load(start, weights_only=True, mmap=True)["epoch"] + 1
-        log.info("continuing from %s after epoch %d", start, done)
+        checkpoint = torch.load(start, map_location="cpu", weights_only=True, mmap=True)
+        log.info("continuing from %s after epoch %d", start, checkpoint["epoch"] + 1)
+        state = PruningCallback.saved_state(checkpoint)
+        if state is not None:  # Lightning loads the weights into the model as it is: rebuild the saved architecture
+            parts.engine.rebuild(parts.module.model, state, parts.datamodule.input_shape)
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
 
 
@@ -122,7 +125,8 @@ def start_checkpoint(spec: RunSpec, stamp: resume.Stamp, processes: int) -> Path
 def run(spec: RunSpec) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
 
-    A run continues from the last checkpoint in its folder when there is one.
+    A run continues from the last checkpoint in its folder when there is one. How it was made (`runs.protocol`)
+    goes to protocol.json and the W&B config.
     """
     paths, config = spec.paths, spec.config
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -134,11 +138,15 @@ def run(spec: RunSpec) -> RunResult:
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
         trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
                            logger=logger)
+        if trainer.is_global_zero:
+            made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
+            write_protocol(paths, made)
+            tracking.log_protocol(loggers, made)
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       getattr(engine.pruner, "history", []))
+                       engine.state.removal.get("history", []))
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
         tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
     except BaseException:

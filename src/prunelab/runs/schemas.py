@@ -30,6 +30,7 @@ class TopLevel:
     dense_checkpoint: str | None
     store_dir: str | None
     cache: bool
+    rerun: bool
 
 
 def describe(hint) -> str:

@@ -3,10 +3,25 @@
 from typing import Iterable, Sequence
 
 import pytorch_lightning as pl
+import torch
 from torch import nn
 
 from prunelab.training.ddp import rewrap_ddp
 from prunelab.training.engine import StageEngine
+
+
+def rebind_optimizers(optimizers: list[torch.optim.Optimizer], model: nn.Module) -> None:
+    """Point `optimizers` (built over `model.parameters()`, in order) at the parameters that replaced them when
+    channels were removed, keeping the LR schedules; a replaced parameter's momentum no longer fits and restarts."""
+    params = list(model.parameters())
+    for optimizer in optimizers:
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        for old, new in zip(held, params):
+            if old is not new:
+                optimizer.state.pop(old, None)
+        replacements = iter(params)
+        for group in optimizer.param_groups:
+            group["params"] = [next(replacements) for _ in group["params"]]
 
 
 class LightningHost:
@@ -50,6 +65,7 @@ class LightningHost:
 
     def model_changed(self) -> None:
         rewrap_ddp(self.trainer)
+        rebind_optimizers(self.trainer.optimizers, self.model)
 
     def set_total_epochs(self, epochs: int) -> None:
         self.trainer.fit_loop.max_epochs = epochs
@@ -58,11 +74,16 @@ class LightningHost:
 class PruningCallback(pl.Callback):
     """Runs `engine` inside one `Trainer.fit` of `engine.schedule.total_epochs` epochs.
 
-    The engine's state (stage, masks, rows, snapshots) is saved in every checkpoint.
+    The engine's state (stage, masks, rows, snapshots, removed channels) is saved in every checkpoint.
     """
 
     def __init__(self, engine: StageEngine):
         self.engine = engine
+
+    @classmethod
+    def saved_state(cls, checkpoint: dict) -> dict | None:
+        """The engine's state in a loaded Lightning checkpoint (None if it was written without this callback)."""
+        return checkpoint.get("callbacks", {}).get(cls.__qualname__)  # Lightning's default `state_key`
 
     def setup(self, trainer, pl_module, stage):
         self.engine.configure(LightningHost(trainer, pl_module))

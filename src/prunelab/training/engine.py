@@ -102,6 +102,7 @@ class EngineState:
     stage_masks: dict[int, Masks] = field(default_factory=dict)
     stage_epochs: list[int] = field(default_factory=list)  # lengths set when stages began (scratch_b)
     pruner_state: dict | None = None  # what a pruner learns while training (movement scores)
+    removal: dict = field(default_factory=dict)  # structural pruners: what rebuilds the pruned model from the dense
 
 
 class StageEngine:
@@ -231,6 +232,17 @@ class StageEngine:
         if self.state.pruner_state is not None:
             self.pruner.load_state_dict(self.state.pruner_state)
 
+    def rebuild(self, model: nn.Module, state: dict, input_shape: Sequence[int]) -> None:
+        """Give the freshly built `model` the architecture of a checkpoint with engine state `state`, so that the
+        checkpoint's weights fit it: one-shot keeps the dense weights to prune from, removed channels go again."""
+        self.load_state_dict(state)
+        if self.state.dense_state is not None:
+            self._dense_model = copy.deepcopy(model)
+            self._dense_model.load_state_dict(self.state.dense_state)
+        if self.state.removal:
+            example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+            self.pruner.replay(model, self.state.removal, example)
+
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
         return any(r["stage"] == self.state.stage for r in self.state.rows)
@@ -290,6 +302,9 @@ class StageEngine:
         ctx = ScoreContext(batches=host.train_batches, loss=F.cross_entropy,
                            generator=prune_generator(self.seed, self.state.stage))
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
+        removal = getattr(self.pruner, "removal", None)
+        if removal is not None:
+            self.state.removal = removal()
         host.model_changed()
         self._enforce_masks(host.model)
         if measure:
