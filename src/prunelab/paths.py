@@ -76,7 +76,7 @@ class RunPaths:
 
     def tables(self) -> list[Path]:
         """The files a job copies into its Hydra folder when its run lives in the store."""
-        return [self.results, self.layers, self.masks]
+        return [self.results, self.layers, self.masks, self.protocol]
 
 
 def run_folder(store_dir: Path | str, name: str, key: str) -> RunPaths:

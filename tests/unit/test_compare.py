@@ -1,6 +1,8 @@
 """Comparing methods: per-run scores, seeds averaged per method, the sweep's files, prunelab-report."""
 
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -156,3 +158,19 @@ def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path
 
 
 # -- a real multirun ---------------------------------------------------------------------------
+
+
+def test_the_comparison_carries_each_methods_protocol(tmp_path):
+    write_sweep(tmp_path, {"magnitude": [0.9, 0.8, 0.7]})
+    protocol = {"code": {"prunelab": "0.1.0", "commit": "0123456789abcdef", "dirty": True},
+                "libraries": {"torch": "2.14.1"}, "device": "cpu", "data": "f" * 64,
+                "budget": [{"stage": 0, "epochs": 15, "lr": 0.05, "lr_schedule": "prunelab.training.lr.cosine"},
+                           {"stage": 1, "epochs": 3, "lr": 0.005, "lr_schedule": "prunelab.training.lr.cosine"},
+                           {"stage": 2, "epochs": 3, "lr": 0.005, "lr_schedule": "prunelab.training.lr.cosine"}]}
+    for run in tmp_path.iterdir():
+        (run / "protocol.json").write_text(json.dumps(protocol))
+    comparison = compare.compare(gather.gather([tmp_path]))
+    row = ("| magnitude | prunelab 0.1.0 0123456789ab (dirty) | torch 2.14.1 | cpu | ffffffffffffffff | dense 15 epochs "
+           "at lr 0.05; 2 stages of 3 epochs at lr 0.005 (cosine LR) |")
+    assert row in comparison.markdown
+    assert (comparison.table["code"] == "prunelab 0.1.0 0123456789ab (dirty)").all()

@@ -290,12 +290,31 @@ class Comparison:
     markdown: str
 
 
+def protocol_by_series(protocols: pd.DataFrame) -> pd.DataFrame:
+    """Per series, how its runs were made (`gather.protocol_row`); differing values of its runs joined by " | "."""
+    if protocols.empty:
+        return pd.DataFrame()
+    fields = [c for c in protocols.columns if c not in ("run", "series")]
+    return protocols.groupby("series", sort=False)[fields].agg(lambda v: " | ".join(dict.fromkeys(map(str, v))))
+
+
+def protocol_table(protocol: pd.DataFrame) -> str:
+    """Markdown: the protocol of every series (code, libraries, device, data fingerprint, budget)."""
+    header = ["method", *protocol.columns]
+    return _markdown_table(header, [[series, *row] for series, row in protocol.iterrows()])
+
+
 def compare(sweep: Sweep) -> Comparison:
-    """Aggregate a gathered sweep into its tables, figure and markdown."""
+    """Aggregate a gathered sweep into its tables, figure and markdown; each series carries its protocol."""
     if sweep.runs.empty:
         raise ValueError("no complete runs to compare" + "".join(f"\n  {r}: {why}" for r, why in sweep.skipped))
     agg, summary = aggregate(sweep.runs), method_summary(sweep.runs)
-    return Comparison(agg, summary, plot_comparison(agg), markdown(agg, summary, sweep.skipped))
+    protocol = protocol_by_series(sweep.protocols)
+    text = markdown(agg, summary, sweep.skipped)
+    if not protocol.empty:
+        agg = agg.join(protocol, on="series")
+        text += "\nHow each method's runs were made (protocol.json):\n\n" + protocol_table(protocol) + "\n"
+    return Comparison(agg, summary, plot_comparison(agg), text)
 
 
 def write(comparison: Comparison, out_dir: Path) -> dict[str, Path]:

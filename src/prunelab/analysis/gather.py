@@ -2,6 +2,7 @@
 other source, into one table labelled by run, series and family, saying which runs were left out."""
 
 import glob
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class Run:
     results: pd.DataFrame
     settings: dict = field(default_factory=dict)
     layers: pd.DataFrame | None = None
+    protocol: dict | None = None
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Sweep:
     runs: pd.DataFrame
     layers: pd.DataFrame
     skipped: list[tuple[str, str]]
+    protocols: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def flatten(node: dict, prefix: str = "") -> dict:
@@ -97,9 +100,22 @@ def load_run(run_dir: Path) -> Run | str:
     config = _load_config(config_file) if config_file.is_file() else {}
     if config and missing_stages(rows, config):
         return missing_stages(rows, config)
-    layers = paths.layers
-    return Run(str(run_dir), rows, config_settings(config), final_layers(pd.read_csv(layers)) if layers.is_file()
-               else None)
+    layers = final_layers(pd.read_csv(paths.layers)) if paths.layers.is_file() else None
+    protocol = json.loads(paths.protocol.read_text()) if paths.protocol.is_file() else None
+    return Run(str(run_dir), rows, config_settings(config), layers, protocol)
+
+
+def protocol_row(protocol: dict) -> dict:
+    """A run's protocol record (`protocol.json`) as flat strings: code, libraries, device, data, budget."""
+    code, budget = protocol.get("code") or {}, protocol.get("budget") or []
+    commit = (code.get("commit") or "")[:12] + (" (dirty)" if code.get("dirty") else "")
+    steps = [f"{b['epochs']} epochs" + (f" at lr {b['lr']:g}" if b.get("lr") is not None else "") for b in budget]
+    schedule = (budget[0].get("lr_schedule") or "").rpartition(".")[2]
+    return {"code": f"prunelab {code.get('prunelab')} {commit}".strip(),
+            "libraries": ", ".join(f"{k} {v}" for k, v in (protocol.get("libraries") or {}).items()),
+            "device": protocol.get("device"), "data": (protocol.get("data") or "")[:16],
+            "budget": (f"dense {steps[0]}" if steps else "") + (f"; {len(steps) - 1} stages of {steps[1]}"
+                       if len(steps) > 1 else "") + (f" ({schedule} LR)" if schedule else "")}
 
 
 def collect(paths: Iterable[str | Path]) -> tuple[list[Run], list[tuple[str, str]]]:
@@ -159,7 +175,7 @@ def build_sweep(runs: list[Run], skipped: list[tuple[str, str]]) -> Sweep:
     labels = series_labels({r.id: _identity(r) for r in runs})
     # the series each run belongs to once its retraining (fine-tuning or a scratch control) is set aside
     bases = series_labels({r.id: {k: v for k, v in _identity(r).items() if k != RETRAIN} for r in runs})
-    frames, layers = [], []
+    frames, layers, protocols = [], [], []
     for r in runs:
         method = r.results["method"].iloc[0]
         family = r.results["family"].iloc[0] if "family" in r.results else method_family(
@@ -169,9 +185,12 @@ def build_sweep(runs: list[Run], skipped: list[tuple[str, str]]) -> Sweep:
         frames.append(r.results.assign(**tag))
         if r.layers is not None:
             layers.append(r.layers.assign(**tag))
+        if r.protocol is not None:
+            protocols.append({"run": r.id, "series": labels[r.id], **protocol_row(r.protocol)})
     table = pd.concat(frames, ignore_index=True)
     _warn_repeated_seeds(table)
-    return Sweep(table, pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(), skipped)
+    return Sweep(table, pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(), skipped,
+                 pd.DataFrame(protocols))
 
 
 def _warn_repeated_seeds(table: pd.DataFrame) -> None:
