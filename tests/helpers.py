@@ -24,6 +24,7 @@ from prunelab.runs.run import Parts, RunResult
 from prunelab.runs.run import prepare as prepare_spec
 from prunelab.runs.run import run as run_spec
 from prunelab.runs.spec import from_config
+from prunelab.training.callback import PruningCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(str(resources.files("prunelab") / "conf"))
@@ -106,6 +107,22 @@ def prepare(cfg, folder) -> Parts:
 
 
 # -- doubles ------------------------------------------------------------------------------------
+class Stopped(Exception):
+    """Stands for a crash or a kill."""
+
+
+def stop_at_epoch_start(monkeypatch, epoch: int) -> None:
+    """Make the pruning callback raise `Stopped` when epoch `epoch` starts."""
+    original = PruningCallback.on_train_epoch_start
+
+    def crash(self, trainer, pl_module):
+        if trainer.current_epoch == epoch:
+            raise Stopped
+        return original(self, trainer, pl_module)
+
+    monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
+
+
 def tiny_net() -> nn.Module:
     """A conv layer and three Linears with seeded weights (the last one the classifier)."""
     torch.manual_seed(0)

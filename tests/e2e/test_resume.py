@@ -13,7 +13,17 @@ import torch
 from prunelab.errors import ConfigError
 from prunelab.runs.run import RunResult
 from prunelab.training.callback import PruningCallback
-from tests.helpers import SMALL, TIMES, TINY, assert_same_run, cli, compose_config, run
+from tests.helpers import (
+    SMALL,
+    TIMES,
+    TINY,
+    Stopped,
+    assert_same_run,
+    cli,
+    compose_config,
+    run,
+    stop_at_epoch_start,
+)
 
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs, so a stage can be cut in its middle.
 SHORT = [*TINY, *SMALL, "schedule.finetune_epochs=3"]
@@ -28,10 +38,6 @@ def reference_dir(tmp_path_factory):
 def reference(reference_dir) -> RunResult:
     """An uninterrupted run that trains its dense model itself (no cache)."""
     return run(compose_config(*SHORT, "cache=false"), reference_dir)
-
-
-class Stopped(Exception):
-    """Stands for a crash."""
 
 
 @pytest.mark.parametrize("hook, epoch", [("on_train_epoch_start", 3), ("on_train_end", None)],
@@ -59,14 +65,7 @@ def test_a_stopped_run_continues_to_the_uninterrupted_result(hook, epoch, refere
 def test_a_run_stopped_before_any_epoch_continues_to_the_uninterrupted_result(schedule, epoch, tmp_path, monkeypatch):
     config = [*SHORT, f"schedule={schedule}", "cache=false"]
     uninterrupted = run(compose_config(*config), tmp_path / "reference")
-    original = PruningCallback.on_train_epoch_start
-
-    def crash(self, trainer, pl_module):
-        if trainer.current_epoch == epoch:
-            raise Stopped
-        return original(self, trainer, pl_module)
-
-    monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
+    stop_at_epoch_start(monkeypatch, epoch)
     with pytest.raises(Stopped):
         run(compose_config(*config), tmp_path / "stopped")
     monkeypatch.undo()

@@ -2,6 +2,8 @@
 checkpoint) continues in its folder and ends exactly as an uninterrupted one: the rerun rebuilds the pruned
 architecture from the checkpoint, and later targets are still fractions of the dense model's channels."""
 
+import functools
+
 import pytest
 from lightning_fabric.plugins import TorchCheckpointIO
 
@@ -9,9 +11,11 @@ from prunelab.training.callback import PruningCallback
 from tests.helpers import (
     SMALL,
     TINY,
+    Stopped,
     assert_same_run,
     compose_config,
     run,
+    stop_at_epoch_start,
     structural_options,
     widths,
 )
@@ -25,21 +29,8 @@ SCHEDULES = {
 }
 
 
-class Stopped(Exception):
-    """Stands for a kill."""
-
-
 def at_epoch_start(epoch: int):
-    def patch(monkeypatch):
-        original = PruningCallback.on_train_epoch_start
-
-        def crash(self, trainer, pl_module):
-            if trainer.current_epoch == epoch:
-                raise Stopped
-            return original(self, trainer, pl_module)
-
-        monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
-    return patch
+    return functools.partial(stop_at_epoch_start, epoch=epoch)
 
 
 def after_first_removal(monkeypatch):
