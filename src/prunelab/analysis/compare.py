@@ -92,13 +92,21 @@ def second_axis(agg: pd.DataFrame) -> str | None:
     return present[0] if present else None
 
 
+def remaining(sparsity: pd.Series) -> pd.Series:
+    """Percent of the dense model's weights left, floored at 0.001% so that a log axis can show it."""
+    return (100 * (1 - sparsity)).clip(lower=1e-3)
+
+
 def _panel(ax, agg: pd.DataFrame, x: str, acc: str, styles: dict) -> None:
     for series, curve in agg.groupby("series", sort=False):
         mean, std = 100 * curve[f"{acc}_mean"], 100 * curve[f"{acc}_std"].fillna(0)
-        xs = curve[f"{x}_mean"] * (100 if x == "sparsity" else 1)
+        xs = remaining(curve["sparsity_mean"]) if x == "sparsity" else curve[f"{x}_mean"]
         ax.plot(xs, mean, label=series, markersize=4, **styles[series])
         ax.fill_between(xs, mean - std, mean + std, color=styles[series]["color"], alpha=0.2, linewidth=0)
-    ax.set_xlabel("sparsity (%)" if x == "sparsity" else x.replace("_", " "))
+    ax.set_xscale("log")
+    if x == "sparsity":  # sparser to the right, on a log scale of what is left: where methods part
+        ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)" if x == "sparsity" else x.replace("_", " "))
     ax.set_ylabel(f"{acc.replace('_', ' ')} (%)")
     ax.grid(alpha=0.3)
 
@@ -123,8 +131,6 @@ def plot_comparison(agg: pd.DataFrame, acc: str = ACC) -> Figure:
     styles = series_styles(agg)
     for ax, (x, y) in zip(axes, panels):
         _panel(ax, agg, x, y, styles)
-        if x != "sparsity":
-            ax.set_xscale("log")
     for ax, (_, y) in zip(axes, panels):
         ax.set_title("before fine-tuning (validation)" if y == BEFORE else "after fine-tuning", fontsize="medium")
     axes[0].legend(fontsize="small")
@@ -310,6 +316,8 @@ def compare(sweep: Sweep) -> Comparison:
         raise ValueError("no complete runs to compare" + "".join(f"\n  {r}: {why}" for r, why in sweep.skipped))
     agg, summary = aggregate(sweep.runs), method_summary(sweep.runs)
     protocol = protocol_by_series(sweep.protocols)
+    if not protocol.empty:  # in the tables' order
+        protocol = protocol.reindex([s for s in agg["series"].unique() if s in protocol.index])
     text = markdown(agg, summary, sweep.skipped)
     if not protocol.empty:
         agg = agg.join(protocol, on="series")
