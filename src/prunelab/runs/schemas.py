@@ -31,6 +31,7 @@ class TopLevel:
     store_dir: str | None
     cache: bool
     rerun: bool
+    export_onnx: bool
 
 
 def describe(hint) -> str:
