@@ -38,6 +38,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "logger=none",
     "save_model=false",
+    "export_onnx=false",
 ]
 
 # Small learnable data (4 training batches of 64) for tests of how runs work rather than how well.
@@ -45,7 +46,7 @@ SMALL = ["dataset=synthetic", "dataset.num_samples=256", "dataset.num_test=64"]
 
 # One dense epoch, one target with one fine-tuning epoch, on a small MLP: seconds per job.
 MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.targets=[0.5]", *SMALL,
-         "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none"]
+         "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none", "export_onnx=false"]
 
 
 TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed: two equal runs differ in them

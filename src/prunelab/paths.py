@@ -65,6 +65,16 @@ class RunPaths:
         return self.root / "model_final.pt2"
 
     @property
+    def onnx_model(self) -> Path:
+        """The final model as ONNX with a dynamic batch axis (`export_onnx`, with the `export` extra)."""
+        return self.root / "model_final.onnx"
+
+    @property
+    def onnx_record(self) -> Path:
+        """The ONNX check of the final model: ONNX Runtime against PyTorch, CPU latencies of both, or the error."""
+        return self.root / "onnx.json"
+
+    @property
     def wandb_model(self) -> Path:
         """The final weights as a plain state_dict, uploaded as a W&B artifact."""
         return self.root / "model.pt"
@@ -76,7 +86,7 @@ class RunPaths:
 
     def tables(self) -> list[Path]:
         """The files a job copies into its Hydra folder when its run lives in the store."""
-        return [self.results, self.layers, self.masks, self.protocol]
+        return [self.results, self.layers, self.masks, self.protocol, self.onnx_record]
 
 
 def run_folder(store_dir: Path | str, name: str, key: str) -> RunPaths:

@@ -98,6 +98,18 @@ def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFra
             logger.guard(_log_model, model, model_path, summary)
 
 
+def log_onnx(loggers: list[Logger], record: dict | None) -> None:
+    """The final model's ONNX check (onnx.json) in W&B's summary: `onnx/matches`, `onnx/<runtime>_b<batch>_ms`,
+    `onnx/error`."""
+    if record is None:
+        return
+    summary = {"onnx/matches": record["matches"], **{f"onnx/{k}_ms": v for k, v in record["latency_ms"].items()}}
+    if record["error"]:
+        summary["onnx/error"] = record["error"]
+    for logger in _wandb(loggers):
+        logger.guard(lambda run: run.summary.update(summary))
+
+
 def _log_layers(run, layers: pd.DataFrame) -> None:
     import wandb
 

@@ -266,6 +266,23 @@ def summary_table(summary: pd.DataFrame) -> str:
     return _markdown_table(header, rows)
 
 
+def deployment_table(agg: pd.DataFrame) -> str | None:
+    """Markdown: per series, the stage with ONNX latencies (the final model): the MAC speedup theory promises
+    beside measured CPU latency in PyTorch and in ONNX Runtime per batch size; None when no run has them."""
+    batches = sorted({int(c[len("onnx_b"):-len("_ms_mean")]) for c in agg if c.startswith("onnx_b")
+                      and c.endswith("_ms_mean")})
+    timed = agg[agg[[f"onnx_b{b}_ms_mean" for b in batches]].notna().any(axis=1)] if batches else agg.iloc[:0]
+    if timed.empty:
+        return None
+    header = ["method", "sparsity (%)", "theoretical speedup",
+              *(f"{runtime} b{b} (ms)" for b in batches for runtime in ("PyTorch", "ONNX Runtime"))]
+    rows = [[r["series"], _cell(r["sparsity_mean"], r["sparsity_std"]),
+             _cell(r.get("theoretical_speedup_mean", np.nan), r.get("theoretical_speedup_std", np.nan), 1),
+             *(_cell(r[f"{runtime}_b{b}_ms_mean"], r[f"{runtime}_b{b}_ms_std"], 1, 3)
+               for b in batches for runtime in ("torch", "onnx"))] for _, r in timed.iterrows()]
+    return _markdown_table(header, rows)
+
+
 def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, str]], acc: str = ACC) -> str:
     """The comparison as a markdown document: the accuracy table, the summary table, what was left out."""
     parts = [f"{acc.replace('_', ' ').capitalize()} (%) per target sparsity, mean ± std over seeds (n runs); "
@@ -281,6 +298,10 @@ def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, 
         parts += ["Fine-tuning against training the pruned network from scratch (Liu et al. 2019), per target: "
                   "fine-tuned minus control accuracy, beyond the spread when larger than the sum of the stds.",
                   controls]
+    deployed = deployment_table(agg)
+    if deployed:
+        parts += ["The final models on CPU (one thread, median ms per batch): PyTorch and ONNX Runtime, beside the "
+                  "speedup the nonzero MACs promise over dense.", deployed]
     if skipped:
         parts.append("Left out: " + "; ".join(f"`{run}` ({why})" for run, why in skipped))
     return "\n\n".join(parts) + "\n"

@@ -90,13 +90,25 @@ def _load_config(path: Path) -> dict:
         return OmegaConf.to_container(config)
 
 
+def with_onnx(rows: pd.DataFrame, record: Path) -> pd.DataFrame:
+    """`rows` with the ONNX check's CPU latencies (onnx.json, if any) as columns of its stage: `onnx_b1_ms`,
+    `torch_b1_ms`, `onnx_b32_ms`, ... (empty in the other stages)."""
+    if not record.is_file():
+        return rows
+    found = json.loads(record.read_text())
+    rows = rows.copy()
+    for name, ms in found.get("latency_ms", {}).items():
+        rows.loc[rows["stage"] == found["stage"], f"{name}_ms"] = ms
+    return rows
+
+
 def load_run(run_dir: Path) -> Run | str:
     """The run in `run_dir`, or why it is left out: no results.csv, or fewer stages than its schedule."""
     paths = RunPaths(run_dir)
     results, config_file = paths.results, paths.hydra_config
     if not results.is_file():
         return "no results.csv (failed before its first stage?)"
-    rows = pd.read_csv(results)
+    rows = with_onnx(pd.read_csv(results), paths.onnx_record)
     config = _load_config(config_file) if config_file.is_file() else {}
     if config and missing_stages(rows, config):
         return missing_stages(rows, config)

@@ -3,6 +3,7 @@
 from fnmatch import fnmatch
 from typing import Callable, Mapping, Sequence
 
+import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
@@ -94,6 +95,7 @@ class UnstructuredPruner:
         for step in round_targets(sparsity(masks), target, self.rounds):
             apply_masks(weights, list(masks.values()))
             scores = self.criterion(model, params, ctx)
+            check_scores(self.criterion, scores, {n: params[n] for n in masks})
             if self.baseline == "invert":
                 scores = baselines.invert(scores)
             masks = self.pattern.select(scores, masks, step, self.scope, self.layer_rates)
@@ -102,6 +104,23 @@ class UnstructuredPruner:
             masks = after(model, before, masks, ctx.generator)
         apply_masks(weights, list(masks.values()))
         return masks
+
+
+def check_scores(criterion: Callable, scores, params: Mapping[str, nn.Parameter]) -> None:
+    """A ConfigError naming the first parameter whose scores from `criterion` are missing, misshapen or NaN."""
+    who = getattr(criterion, "__qualname__", type(criterion).__qualname__)
+    fix = "return {name: one finite score per weight, shaped like the parameter} for every parameter given"
+    if not isinstance(scores, Mapping):
+        raise ConfigError("pruning.criterion", f"{who} returned {type(scores).__name__}, not a dict of tensors", fix)
+    for name, param in params.items():
+        score = scores.get(name)
+        if not isinstance(score, torch.Tensor):
+            raise ConfigError("pruning.criterion", f"{who} returned no score tensor for {name}", fix)
+        if score.shape != param.shape:
+            raise ConfigError("pruning.criterion", f"{who} returned scores of shape {list(score.shape)} for {name} "
+                              f"of shape {list(param.shape)}", fix)
+        if score.isnan().any():
+            raise ConfigError("pruning.criterion", f"{who} returned NaN scores for {name}", fix)
 
 
 def check_layer_rates(rates: Mapping[str, float], scope: str) -> None:

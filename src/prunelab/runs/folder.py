@@ -43,6 +43,16 @@ def write_status(paths: RunPaths, status: dict) -> None:
     atomic.write_json(paths.status, status)
 
 
+def read_onnx(paths: RunPaths) -> dict:
+    """The run's onnx.json (`{}` when there is none)."""
+    return json.loads(paths.onnx_record.read_text()) if paths.onnx_record.is_file() else {}
+
+
+def write_onnx(paths: RunPaths, record: dict) -> None:
+    """Write onnx.json atomically."""
+    atomic.write_json(paths.onnx_record, record)
+
+
 def read_protocol(paths: RunPaths) -> dict:
     """The run's protocol.json (`{}` when there is none)."""
     return json.loads(paths.protocol.read_text()) if paths.protocol.is_file() else {}

@@ -17,9 +17,10 @@ from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume
-from prunelab.runs.folder import RunFolder, write_protocol
+from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.spec import RunSpec
 from prunelab.scores import final_layers
+from prunelab.training import deploy
 from prunelab.training.callback import PruningCallback
 from prunelab.training.engine import Sink, StageEngine
 from prunelab.training.export import save_model
@@ -122,6 +123,19 @@ def start_checkpoint(spec: RunSpec, stamp: resume.Stamp, processes: int) -> Path
     return None
 
 
+def export_onnx(paths: RunPaths, model: nn.Module, input_shape, stage: int) -> dict | None:
+    """The final model to ONNX, checked against PyTorch and timed (`training.deploy.check_onnx`), into
+    onnx.json; None (one log line) without the `export` extra. A failed export is logged and recorded, never raised."""
+    if not deploy.available():
+        log.info("onnx: skipped, the export extra is not installed (pip install 'prunelab[export]')")
+        return None
+    outcome = deploy.check_onnx(model, input_shape, paths.onnx_model)
+    (log.warning if outcome.error else log.info)("%s", outcome.summary())
+    record = outcome.record(stage)
+    write_onnx(paths, record)
+    return record
+
+
 def run(spec: RunSpec) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
 
@@ -147,6 +161,9 @@ def run(spec: RunSpec) -> RunResult:
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
                        engine.state.removal.get("history", []))
+        if config["export_onnx"] and trainer.is_global_zero:
+            record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
+            tracking.log_onnx(loggers, record)
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
         tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
     except BaseException:

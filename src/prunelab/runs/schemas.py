@@ -7,7 +7,11 @@ built objects themselves (`Schedule`, `datamodule.check()`, the pruner), also be
 """
 
 import collections.abc
+import importlib
 import inspect
+import os
+import sys
+import sysconfig
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -31,6 +35,7 @@ class TopLevel:
     store_dir: str | None
     cache: bool
     rerun: bool
+    export_onnx: bool
 
 
 def describe(hint) -> str:
@@ -93,13 +98,40 @@ def parameters(target) -> tuple[dict[str, inspect.Parameter], bool]:
     return found, False
 
 
+def search_path() -> list[str]:
+    """Where Python looks for a `_target_`'s package: `sys.path` without the standard library."""
+    stdlib = sysconfig.get_path("stdlib")
+    found = (os.path.abspath(entry or os.curdir) for entry in sys.path)
+    return [p for p in found if os.path.isdir(p) and ("site-packages" in p or not p.startswith(stdlib))]
+
+
+def import_problem(target: str) -> tuple[str, str]:
+    """(problem, fix) for a `_target_` that does not import: the missing module and the search path, the
+    missing name, or what importing the module raised."""
+    module, _, name = target.rpartition(".")
+    if not module:
+        return f"cannot import {target!r}: not a dotted path", "give module.name, e.g. my_methods.MyCriterion"
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is None or not module.startswith(err.name):
+            raise
+        return (f"cannot import {target!r}: no module {err.name!r} on Python's search path {search_path()}",
+                "check the spelling; run prunelab from the folder that holds the package, pip install it, "
+                "or add its folder to PYTHONPATH")
+    except Exception as err:  # noqa: BLE001 - the user's module itself fails: say how
+        return (f"cannot import {target!r}: importing {module!r} raised {type(err).__name__}: {err}",
+                f"fix {module!r} so that `import {module}` works")
+    names = sorted(n for n, v in vars(found).items() if callable(v) and getattr(v, "__module__", None) == module)
+    return f"cannot import {target!r}: module {module!r} has no {name!r}", f"use one of {names}"
+
+
 def check_node(path: str, node: dict) -> None:
     """Raise a ConfigError for the first key of `node` its `_target_` does not take, or of the wrong type."""
     try:
         target = _locate(node["_target_"])
-    except Exception:  # noqa: BLE001 - any import failure means the same thing to the user
-        raise ConfigError(f"{path}._target_", f"cannot import {node['_target_']!r}",
-                          "give the dotted path of a class or function") from None
+    except Exception:  # noqa: BLE001 - any import failure: say which module, where it was looked for
+        raise ConfigError(f"{path}._target_", *import_problem(str(node["_target_"]))) from None
     params, any_key = parameters(target)
     for key, value in node.items():
         setting = f"{path}.{key}"

@@ -1,4 +1,11 @@
-"""The Lightning adapter: each hook is a call or two into the `StageEngine`."""
+"""The Lightning adapter: each hook is a call or two into the `StageEngine`.
+
+It works in any Lightning project with a datamodule. What it asks of the LightningModule, with the default
+when the module lacks it: `model`, the network to prune (the module itself); `evaluate(batches)` -> {"acc":
+...} (top-1 accuracy over the datamodule's val/test loaders); `set_stage(epochs, lr_scale)`, the length of
+the stage `configure_optimizers` builds for (ignored); `train_loss()` for the divergence check (the last
+training step's loss). The datamodule's `input_shape` defaults to a training batch's.
+"""
 
 from typing import Iterable, Sequence
 
@@ -6,6 +13,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from prunelab.errors import ConfigError
+from prunelab.modes import eval_mode
 from prunelab.training.ddp import rewrap_ddp
 from prunelab.training.engine import StageEngine
 
@@ -24,19 +33,36 @@ def rebind_optimizers(optimizers: list[torch.optim.Optimizer], model: nn.Module)
             group["params"] = [next(replacements) for _ in group["params"]]
 
 
+@torch.no_grad()
+def top1_accuracy(model: nn.Module, batches: Iterable) -> dict[str, float]:
+    """{"acc": the fraction of `(x, y)` batches' labels that `model`'s largest logit names}, in eval mode."""
+    device = next(model.parameters()).device
+    correct = total = 0
+    with eval_mode(model):
+        for x, y in batches:
+            correct += int((model(x.to(device)).argmax(-1) == y.to(device)).sum())
+            total += len(y)
+    return {"acc": correct / max(total, 1)}
+
+
 class LightningHost:
-    """The engine's `Host` over a Lightning Trainer and ClassificationModule."""
+    """The engine's `Host` over a Lightning Trainer, its datamodule and a LightningModule (see the module's doc)."""
 
     def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
         self.trainer, self.pl_module = trainer, pl_module
 
     @property
     def model(self) -> nn.Module:
-        return self.pl_module.model
+        return getattr(self.pl_module, "model", self.pl_module)
 
     @model.setter
     def model(self, model: nn.Module) -> None:
-        self.pl_module.model = model
+        if hasattr(self.pl_module, "model"):
+            self.pl_module.model = model
+        elif model is not self.pl_module:
+            raise ConfigError("model", "a schedule that restores the dense network after channels were removed "
+                              "replaces it, and this LightningModule is the network itself",
+                              "keep the network in the module's `model` attribute")
 
     @property
     def is_primary(self) -> bool:
@@ -48,17 +74,20 @@ class LightningHost:
 
     @property
     def input_shape(self) -> Sequence[int]:
-        return self.trainer.datamodule.input_shape
+        shape = getattr(self.trainer.datamodule, "input_shape", None)
+        return shape if shape is not None else tuple(next(iter(self.train_batches()))[0].shape[1:])
 
     def evaluate(self, split: str) -> dict[str, float]:
         loader = {"val": self.trainer.datamodule.val_dataloader, "test": self.trainer.datamodule.test_dataloader}
-        return self.pl_module.evaluate(loader[split]())
+        own = getattr(self.pl_module, "evaluate", None)
+        return own(loader[split]()) if own is not None else top1_accuracy(self.model, loader[split]())
 
     def train_batches(self) -> Iterable:
         return self.trainer.datamodule.train_dataloader()
 
     def set_stage(self, epochs: int, lr_scale: float) -> None:
-        self.pl_module.set_stage(epochs, lr_scale)
+        if hasattr(self.pl_module, "set_stage"):
+            self.pl_module.set_stage(epochs, lr_scale)
 
     def rebuild_optimizers(self) -> None:
         self.trainer.strategy.setup_optimizers(self.trainer)
@@ -79,6 +108,7 @@ class PruningCallback(pl.Callback):
 
     def __init__(self, engine: StageEngine):
         self.engine = engine
+        self._last_loss = torch.zeros(())
 
     @classmethod
     def saved_state(cls, checkpoint: dict) -> dict | None:
@@ -100,10 +130,13 @@ class PruningCallback(pl.Callback):
         self.engine.before_optimizer_step(LightningHost(trainer, pl_module), trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not hasattr(pl_module, "train_loss"):
+            self._last_loss = (outputs["loss"] if isinstance(outputs, dict) else outputs).detach()
         self.engine.batch_end(LightningHost(trainer, pl_module), trainer.global_step)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.engine.epoch_end(pl_module.train_loss(), trainer.current_epoch, pl_module.model)
+        loss = pl_module.train_loss() if hasattr(pl_module, "train_loss") else self._last_loss
+        self.engine.epoch_end(loss, trainer.current_epoch, LightningHost(trainer, pl_module).model)
 
     def on_train_end(self, trainer, pl_module):
         self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)

@@ -5,6 +5,7 @@ dynamo=True)` (torch.export, then onnxscript), which works offline; the TorchScr
 """
 
 import copy
+import importlib.util
 import re
 import statistics
 import time
@@ -33,6 +34,11 @@ class OnnxOutcome:
     latency_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
+    def record(self, stage: int) -> dict:
+        """The outcome as plain JSON, for `stage` (the final stage): onnx.json and W&B's summary."""
+        return {"stage": stage, "file": self.path.name if self.path else None, "matches": self.matches,
+                "max_abs_diff": self.max_abs_diff, "latency_ms": dict(self.latency_ms), "error": self.error}
+
     def summary(self) -> str:
         """The outcome in one line, for a log or a results table."""
         if self.error:
@@ -40,6 +46,14 @@ class OnnxOutcome:
         verdict = "matches PyTorch" if self.matches else "DIFFERS from PyTorch"
         times = ", ".join(f"{k} {v:.2f}" for k, v in self.latency_ms.items())
         return f"onnx: {self.path} {verdict} (max |diff| {self.max_abs_diff:.2e}); CPU latency ms: {times}"
+
+
+EXTRA = ("onnx", "onnxscript", "onnxruntime")
+
+
+def available() -> bool:
+    """Whether the `export` extra (onnx, onnxscript, onnxruntime) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in EXTRA)
 
 
 def export_onnx(model: nn.Module, input_shape: Sequence[int], path: Path) -> Path:

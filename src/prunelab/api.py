@@ -1,0 +1,95 @@
+"""prunelab from Python: prune a model once (`prune`), or prune inside your own Lightning project
+(`pruning_callback`). The methods are the options of the `pruning` config group, so each name means what
+`pruning=<name>` means on the command line."""
+
+import copy
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from pytorch_lightning.loggers import Logger
+from torch import nn
+
+from prunelab.config import build
+from prunelab.errors import ConfigError
+from prunelab.paths import RunPaths
+from prunelab.pruning.criteria import ScoreContext
+from prunelab.pruning.masks import Masks, count_parameters, full_masks
+from prunelab.runs.folder import RunFolder
+from prunelab.seeds import prune_generator
+from prunelab.tracking import LoggerSink
+from prunelab.training.callback import PruningCallback
+from prunelab.training.engine import StageEngine
+from prunelab.training.meter import Meter
+from prunelab.training.schedule import Schedule
+
+METHODS = resources.files("prunelab") / "conf" / "pruning"
+
+
+@dataclass
+class Pruned:
+    """What `prune` gives back: the pruned model, its masks ({} when channels were removed) and the
+    fraction of the model's parameters removed or zeroed."""
+
+    model: nn.Module
+    masks: Masks
+    sparsity: float
+
+
+def methods() -> list[str]:
+    """The names `prune` takes: the options of the `pruning` config group."""
+    return sorted(p.name.removesuffix(".yaml") for p in METHODS.iterdir() if p.name.endswith(".yaml"))
+
+
+def pruner(method: str, input_shape: Sequence[int] | None = None, **settings):
+    """The pruner of `pruning=<method>`, with `settings` in place of the option's own (e.g. scope="layer")."""
+    if method not in methods():
+        raise ConfigError("method", f"unknown method {method!r}", f"use one of {methods()}")
+    node = OmegaConf.merge(OmegaConf.load(str(METHODS / f"{method}.yaml")), settings)
+    root = OmegaConf.create({"pruning": node, "dataset": {"input_shape": list(input_shape or [])}})
+    return build(root.pruning)
+
+
+def prune(model: nn.Module, method: str = "magnitude", target: float = 0.9, batches: Iterable | None = None,
+          seed: int = 0, inplace: bool = False, **settings) -> Pruned:
+    """Prune `model` once to `target` with `method` (an option of the `pruning` group; `settings` override it).
+
+    Unstructured methods zero weights and return their masks; structural ones return the model with its
+    channels removed (target = fraction of channels). `batches`, a list of (inputs, labels), feed the methods
+    that score with data and trace structural models. `model` is left as it was unless `inplace`.
+    """
+    model = model if inplace else copy.deepcopy(model)
+    data = list(batches) if batches is not None else None
+    shape = list(data[0][0].shape[1:]) if data else None
+    chosen = pruner(method, shape, **settings)
+    if getattr(chosen, "needs_gradual", False):
+        raise ConfigError("method", f"{method} scores weights while they train", "prune with pruning_callback "
+                          "and a gradual schedule, or run `prunelab schedule=agp`")
+    params = chosen.parameters(model)
+    dense = count_parameters(model)[0]
+    ctx = ScoreContext(batches=lambda: iter(data if data is not None else _no_batches(method)), loss=F.cross_entropy,
+                       generator=prune_generator(seed, 1))
+    masks = chosen.prune(model, full_masks(params), target, ctx)
+    return Pruned(model, masks, 1.0 - count_parameters(model)[1] / dense)
+
+
+def _no_batches(method: str):
+    raise ConfigError("batches", f"{method} scores with training data or traces the model",
+                      "pass batches=[(inputs, labels), ...]")
+
+
+def pruning_callback(pruner, schedule: Schedule, name: str, family: str = "other", seed: int = 0,
+                     folder: Path | str | None = None, loggers: Sequence[Logger] = ()) -> PruningCallback:
+    """A `PruningCallback` for your own Lightning Trainer and LightningModule (see `training.callback`).
+
+    Train for `schedule.total_epochs` epochs. Each stage's results row (labelled `name`, `family`, `seed`)
+    goes to `loggers` and, with `folder`, to results.csv and layer_sparsity.csv there, as in a prunelab
+    run; `callback.engine.rows` holds them too.
+    """
+    sinks = [RunFolder(RunPaths(Path(folder)))] if folder is not None else []
+    labels = {"method": name, "family": family, "seed": seed}
+    return PruningCallback(StageEngine(pruner, schedule, labels, meter=Meter(),
+                                       sinks=[*sinks, LoggerSink(list(loggers))]))

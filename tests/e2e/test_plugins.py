@@ -1,0 +1,57 @@
+"""A user's own criterion, structural importance, model and data set, written as docs/plugins.md shows, run
+through the unchanged `prunelab` command with their config folder on Hydra's search path."""
+
+import re
+import shlex
+
+import pandas as pd
+import pytest
+
+from prunelab.analysis.gather import gather
+from tests.helpers import ROOT, TINY, cli
+
+DOC = ROOT / "docs" / "plugins.md"
+
+
+def example_files(doc: str) -> dict[str, str]:
+    """Every fenced block of `doc` whose first line is `# <path>`: path -> text."""
+    blocks = re.findall(r"```\w+\n# (\S+)\n(.*?)```", doc, flags=re.S)
+    return {path: text for path, text in blocks}
+
+
+def example_commands(doc: str) -> dict[str, list[str]]:
+    """The documented `prunelab ...` commands, by the pruning option each runs."""
+    commands = re.findall(r"^prunelab (.+)$", doc, flags=re.M)
+    return {re.search(r"pruning=(\w+)", c).group(1): shlex.split(c) for c in commands}
+
+
+@pytest.fixture(scope="module")
+def user_folder(tmp_path_factory):
+    """The documented package and config folder, written into a folder of their own."""
+    folder = tmp_path_factory.mktemp("user")
+    for path, text in example_files(DOC.read_text()).items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"), ("row_norm", "structural")])
+def test_own_method_model_and_data_run_through_the_cli(method, family, user_folder, tmp_path):
+    args = example_commands(DOC.read_text())[method]
+    proc = cli(*args, *TINY, "schedule.targets=[0.5]", f"hydra.run.dir={tmp_path / 'job'}", cwd=user_folder,
+               store=tmp_path / "store")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    rows = pd.read_csv(tmp_path / "job" / "results.csv")
+    assert rows[["method", "family", "model", "dataset"]].iloc[0].tolist() == [method, family, "two_layer", "blobs"]
+    assert rows["sparsity"].iloc[-1] > 0.2 and rows["test_acc"].iloc[0] > 0.9
+    assert len(list((tmp_path / "store" / "runs").glob(f"{method}_two_layer_blobs_s0-*"))) == 1
+    assert gather([tmp_path / "job"]).runs["family"].eq(family).all()
+
+
+def test_own_target_that_does_not_import_is_one_line_naming_the_module(user_folder, tmp_path):
+    proc = cli(*example_commands(DOC.read_text())["grad_magnitude"], *TINY, "pruning.criterion._target_=my_method.X",
+               f"hydra.run.dir={tmp_path}", cwd=user_folder, store=tmp_path / "store")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert "no module 'my_method'" in err and str(user_folder) in err
