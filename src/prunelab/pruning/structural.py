@@ -49,7 +49,7 @@ def check_model(model: nn.Module) -> None:
 @contextlib.contextmanager
 def _reporting_slow(what: str, after: float = SLOW_GRAPH_S):
     """Log that `what` is still running when it takes longer than `after` seconds."""
-    timer = threading.Timer(after, log.info, (f"{what}: still running after {after:.0f} s (large models take minutes)",))
+    timer = threading.Timer(after, log.info, (f"{what}: still running after {after:g} s (large models take minutes)",))
     timer.daemon = True
     timer.start()
     try:
