@@ -1,6 +1,7 @@
 """The structural sweep of torchvision's classification models: each model in its own process, with a timeout.
 
-`python -m tests.structural_zoo [arch ...]` prints one JSON line per model; `python -m tests.structural_zoo --one
+`python -m tests.structural_zoo [arch ...]` prints one JSON line per model; `--table FILE.jsonl` turns those
+lines into the markdown table of docs/structural_zoo.md; `python -m tests.structural_zoo --one
 ARCH` checks one model: random weights, `l1_filter` (L1 group magnitude, layer scope) at 50% of the channels,
 then a finite forward pass of the right shape and MACs cut at least 2x.
 """
@@ -82,8 +83,22 @@ def sweep_one(arch: str, timeout: float = TIMEOUT_S) -> dict:
     return {"arch": arch, "outcome": "failed", "why": last[:300], "seconds": round(time.perf_counter() - start, 1)}
 
 
+def table(outcomes: dict[str, dict]) -> str:
+    """A markdown row per model of `ZOO`: outcome, input size, MACs cut or why it is refused, seconds."""
+    rows = ["| model | outcome | input | MACs cut | why | seconds |", "|---|---|---|---|---|---|"]
+    for arch in ZOO:
+        o = outcomes.get(arch, {"outcome": "not measured"})
+        cut = f"{o['macs_cut']}x" if "macs_cut" in o else ""
+        rows.append(f"| {arch} | {o['outcome']} | {o.get('size', '')} | {cut} | {o.get('why', '')} |"
+                    f" {o.get('seconds', '')} |")
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--one"]:
+    if sys.argv[1:2] == ["--table"]:
+        with open(sys.argv[2]) as lines:
+            print(table({o["arch"]: o for o in map(json.loads, lines)}), end="")
+    elif sys.argv[1:2] == ["--one"]:
         print(json.dumps(check(sys.argv[2])))
     else:
         for name in sys.argv[1:] or ZOO:
