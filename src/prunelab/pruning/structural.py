@@ -1,6 +1,9 @@
 """Structural pruning: whole channels, filters and attention heads, grouped by torch-pruning's dependency graph."""
 
+import contextlib
+import logging
 import math
+import threading
 from typing import Callable, Sequence
 
 import torch
@@ -17,6 +20,44 @@ from prunelab.pruning.gradient import scoring_mode
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
 from prunelab.pruning.select import check_scope
 from prunelab.pruning.surgery import refresh_attributes, removal_masks, timm_attention
+
+log = logging.getLogger(__name__)
+
+_UNSTRUCTURED = "use an unstructured method (e.g. pruning=magnitude) or another model"
+# Model families whose channels torch-pruning cannot remove, by class, with why; measured over torchvision's
+# classification models by tests/structural_zoo.py (docs/structural_zoo.md).
+REFUSED = {
+    "ShuffleNetV2": "its channel shuffle splits channels into groups that torch-pruning's dependency graph does "
+                    "not follow (removal ends in a division by zero)",
+    "SwinTransformer": "torch-pruning's dependency graph of its shifted-window attention does not finish "
+                       "(swin_t stopped at its recursion limit after 10 minutes, swin_v2_t ran past 10 minutes)",
+}
+# Larger models are refused for their size: the sweep does not check them (vit_h_14, regnet_y_128gf).
+MAX_PARAMETERS = 500_000_000
+SLOW_GRAPH_S = 5.0  # a dependency graph still building after this long is reported in the log
+
+
+def check_model(model: nn.Module) -> None:
+    """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses."""
+    name = type(model).__name__
+    if name in REFUSED:
+        raise ConfigError("model", f"{name} cannot be pruned structurally: {REFUSED[name]}", _UNSTRUCTURED)
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError("model", f"{name} has {count / 1e6:.0f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M"
+                          " structural pruning accepts (models this size are not checked)", _UNSTRUCTURED)
+
+
+@contextlib.contextmanager
+def _reporting_slow(what: str, after: float = SLOW_GRAPH_S):
+    """Log that `what` is still running when it takes longer than `after` seconds."""
+    timer = threading.Timer(after, log.info, (f"{what}: still running after {after:g} s (large models take minutes)",))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def accumulate_gradients(model: nn.Module, ctx: ScoreContext, num_batches: int, squared: bool = False) -> None:
@@ -131,7 +172,9 @@ class StructuralPruner:
         self._meta = None
 
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        """Every parameter (removal touches weights, biases and norms alike); a ConfigError when nothing is prunable."""
+        """Every parameter (removal touches weights, biases and norms alike); a ConfigError when nothing is prunable
+        or the model's family cannot be pruned structurally."""
+        check_model(model)
         if not prunable_parameters(model, self.exclude):
             raise ConfigError("pruning.exclude", f"no layer left to prune after excluding {list(self.exclude)}"
                               " and the output layer", "exclude fewer layers")
@@ -210,11 +253,12 @@ class StructuralPruner:
         keep = 1.0 - self.max_layer_ratio if self.scope == "global" else None
         scorer = _Scorer(self.importance, masks, names, keep, self.round_to)
         heads = {m.qkv: m.num_heads for m in model.modules() if isinstance(m, (SelfAttention, *timm_attention()))}
-        self._meta = tp.pruner.MetaPruner(
-            model, example, importance=scorer, global_pruning=self.scope == "global", ignored_layers=ignored,
-            round_to=self.round_to, num_heads=heads, prune_num_heads=bool(heads), prune_head_dims=not heads,
-            in_channel_groups={}, out_channel_groups={},  # fresh dicts: torch-pruning mutates its defaults
-        )
+        with _reporting_slow(f"structural pruning: building the dependency graph of {type(model).__name__}"):
+            self._meta = tp.pruner.MetaPruner(
+                model, example, importance=scorer, global_pruning=self.scope == "global", ignored_layers=ignored,
+                round_to=self.round_to, num_heads=heads, prune_num_heads=bool(heads), prune_head_dims=not heads,
+                in_channel_groups={}, out_channel_groups={},  # fresh dicts: torch-pruning mutates its defaults
+            )
         scorer.meta = self._meta
         return self._meta
 

@@ -3,7 +3,10 @@
 import json
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from prunelab import atomic
+from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 
 if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
@@ -33,8 +36,25 @@ class RunFolder:
 
 
 def read_status(paths: RunPaths) -> dict:
-    """The run's status.json (`{}` when there is none)."""
-    return json.loads(paths.status.read_text()) if paths.status.is_file() else {}
+    """The run's status.json (`{}` when there is none, or it is damaged: the run is not done)."""
+    try:
+        return json.loads(paths.status.read_text()) if paths.status.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+def read_results(paths: RunPaths) -> pd.DataFrame:
+    """The run's results.csv; a ConfigError saying how to recover when it is damaged."""
+    try:
+        results = pd.read_csv(paths.results)
+    except (ValueError, UnicodeDecodeError) as err:  # pandas' parser and empty-file errors are ValueErrors
+        why = str(err).splitlines()[0]
+    else:
+        if "val_acc" in results and len(results):
+            return results
+        why = "no val_acc rows"
+    raise ConfigError("store_dir", f"{paths.results} is damaged ({why})",
+                      f"delete {paths.root} to run it again, or rerun=true")
 
 
 def write_status(paths: RunPaths, status: dict) -> None:

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 
 from prunelab.errors import ConfigError, Diverged
 from prunelab.paths import RunPaths
-from prunelab.runs.folder import read_protocol, read_status, write_status
+from prunelab.runs.folder import read_protocol, read_results, read_status, write_status
 from prunelab.runs.lock import locked
 from prunelab.runs.protocol import stale_warning
 from prunelab.runs.spec import RunSpec, from_config
@@ -65,6 +66,7 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
     job = RunPaths(Path(job_dir))
     try:
         spec = from_config(cfg, job_dir)
+        writable(spec.paths.root)
     except Exception as err:
         return _failed(job, job, err, isolate)
     with _holding(spec.paths):
@@ -74,11 +76,20 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
             return _failed(spec.paths, job, err, isolate)
 
 
+def writable(folder: Path) -> None:
+    """A ConfigError naming `store_dir` unless `folder` can be created and written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise ConfigError("store_dir", f"cannot write the run folder {folder} ({err.strerror or err})",
+                          "give a folder you can write (store_dir=<path>), or store_dir=null") from None
+
+
 def _holding(paths: RunPaths):
     """The run folder's lock; the other processes of a data-parallel run (rank > 0) follow the first, which holds it."""
     if any(int(os.environ.get(rank, "0")) > 0 for rank in ("RANK", "LOCAL_RANK")):
         return contextlib.nullcontext()
-    paths.root.mkdir(parents=True, exist_ok=True)
     return locked(paths.lock, "run: waiting for the process that works on it")
 
 
@@ -92,6 +103,7 @@ def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
     if status.get("status") == "done" and paths.results.is_file():
         stale = stale_warning(paths.root, read_protocol(paths))
         if not spec.config["rerun"]:
+            read_results(paths)
             if stale:
                 log.warning(stale)
             else:

@@ -7,6 +7,8 @@ Data order and random draws are functions of (seed, epoch) (`prunelab.seeds`), s
 run computes what an uninterrupted one would.
 """
 
+import pickle
+import zipfile
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -64,12 +66,25 @@ def differences(mine: dict, theirs: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def load(path: Path | str, setting: str, fix: str, **kwargs) -> dict:
+    """`torch.load(path)` of a dict; a ConfigError naming `setting` and `fix` when the file is damaged or not one."""
+    try:
+        found = torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(setting, f"{path} is damaged or not a PyTorch checkpoint ({why})", fix) from None
+    if not isinstance(found, dict):
+        raise ConfigError(setting, f"{path} holds a {type(found).__name__}, not a checkpoint or state_dict", fix)
+    return found
+
+
 def check(path: Path, stamp: Stamp, owner: Path) -> Path:
     """`path` if its checkpoint was written with `stamp`'s settings, else a ConfigError saying what differs.
 
     `owner` is the folder to delete to start afresh.
     """
-    found = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(STAMP) or {}
+    restart = f"delete {path.parent} to restart the run from its start"
+    found = load(path, "resume", restart, mmap=True).get(STAMP) or {}
     if found != stamp.stamp:
         kind = [f"a {found.get('kind')} checkpoint, not a {stamp.kind} one"] if found.get("kind") != stamp.kind else []
         diff = kind + differences(stamp.settings, found.get("settings", {}))

@@ -18,6 +18,7 @@ from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
+from prunelab.runs.hardware import check_trainer
 from prunelab.runs.spec import RunSpec
 from prunelab.scores import final_layers
 from prunelab.training import deploy
@@ -52,20 +53,21 @@ def load_dense(model: nn.Module, path: str) -> None:
     """Load a dense model from a Lightning checkpoint or a plain state_dict file."""
     if not Path(path).is_file():
         raise ConfigError("dense_checkpoint", f"no file at {path}", "give the path of a .ckpt or .pt file, or null")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    fit = "give a checkpoint of the same model and dataset"
+    state = resume.load(path, "dense_checkpoint", fit)
     if "state_dict" in state:
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
-        raise ConfigError("dense_checkpoint", f"does not fit model={model.__class__.__name__} ({first})",
-                          "give a checkpoint of the same model and dataset") from None
+        raise ConfigError("dense_checkpoint", f"does not fit model={model.__class__.__name__} ({first})", fit) from None
 
 
 def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     """Build everything a run needs from its spec; every remaining ConfigError is raised here, before training."""
     config = spec.config
+    check_trainer(config["trainer"])
     schedule = build(config["schedule"])
     datamodule = build(config["dataset"])
     datamodule.check()

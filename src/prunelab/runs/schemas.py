@@ -1,6 +1,7 @@
 """Typed checks of the config before any work: unknown keys, missing values and wrong types.
 
-The schema of a group node is the signature of its `_target_` (keyword names, annotations,
+Every key must be read by something: the top-level keys are `TopLevel`'s fields and the nodes; the
+schema of a node is the signature of its `_target_` (keyword names, annotations,
 required arguments), so every option of a group is checked without a second registry; nested
 `_target_` nodes (e.g. `pruning.criterion`) are checked the same way. Ranges are checked by the
 built objects themselves (`Schedule`, `datamodule.check()`, the pruner), also before training.
@@ -36,6 +37,15 @@ class TopLevel:
     cache: bool
     rerun: bool
     export_onnx: bool
+    save_model: bool
+
+
+# Nodes built from their own `_target_`, checked against its signature, with the keywords the run passes
+# itself; `metrics` are Meter's keywords.
+NODES = {**{group: () for group in GROUPS}, "trainer": (), "optimizer": (), "scheduler": (),
+         "logger": ("save_dir", "run_config")}
+METRICS = "prunelab.training.meter.Meter"
+TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "hydra")
 
 
 def describe(hint) -> str:
@@ -126,13 +136,15 @@ def import_problem(target: str) -> tuple[str, str]:
     return f"cannot import {target!r}: module {module!r} has no {name!r}", f"use one of {names}"
 
 
-def check_node(path: str, node: dict) -> None:
-    """Raise a ConfigError for the first key of `node` its `_target_` does not take, or of the wrong type."""
+def check_node(path: str, node: dict, target: str | None = None, given: tuple = ()) -> None:
+    """Raise a ConfigError for the first key of `node` its `_target_` (or `target`) does not take, or of the
+    wrong type. `given`: the keywords the code passes itself."""
+    target = target or node["_target_"]
     try:
-        target = _locate(node["_target_"])
+        built = _locate(target)
     except Exception:  # noqa: BLE001 - any import failure: say which module, where it was looked for
-        raise ConfigError(f"{path}._target_", *import_problem(str(node["_target_"]))) from None
-    params, any_key = parameters(target)
+        raise ConfigError(f"{path}._target_", *import_problem(str(target))) from None
+    params, any_key = parameters(built)
     for key, value in node.items():
         setting = f"{path}.{key}"
         if key.startswith("_") or key in LABELS:
@@ -140,14 +152,13 @@ def check_node(path: str, node: dict) -> None:
         if key not in params:
             if any_key:
                 continue
-            raise ConfigError(setting, f"is not a setting of {node['_target_']}",
-                              f"remove it; the settings are {sorted(params)}")
+            raise ConfigError(setting, f"is not a setting of {target}", f"remove it; the settings are {sorted(params)}")
         if isinstance(value, dict) and "_target_" in value:
             check_node(setting, value)
         elif not fits(value, params[key].annotation):
             hint = describe(params[key].annotation)
             raise ConfigError(setting, f"{value!r} is not {hint}", f"give {hint}")
-    missing = [n for n, p in params.items() if p.default is p.empty and n not in node]
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in node and n not in given]
     if missing and not node.get("_partial_"):
         raise ConfigError(f"{path}.{missing[0]}", "is required and not set", f"set {path}.{missing[0]}=<value>")
 
@@ -162,14 +173,21 @@ def _missing(plain: dict, prefix: str = ""):
 
 
 def check(cfg: DictConfig) -> None:
-    """Check the top-level settings and every group node of `cfg`; one ConfigError for the first problem."""
+    """Check the top-level settings and every node of `cfg`: no key that nothing reads, each of the right type;
+    one ConfigError for the first problem."""
     missing = next(_missing(OmegaConf.to_container(cfg, resolve=False)), None)
     if missing:
         raise ConfigError(missing, "has no value (???)", f"set {missing}=<value>")
     plain = OmegaConf.to_container(cfg, resolve=True)
+    unknown = [key for key in plain if key not in TOP_LEVEL]
+    if unknown:
+        raise ConfigError(unknown[0], "is not a setting of prunelab",
+                          f"remove it; the top-level settings are {sorted(TOP_LEVEL)}")
     for f in fields(TopLevel):
         if f.name in plain and not fits(plain[f.name], f.type):
             raise ConfigError(f.name, f"{plain[f.name]!r} is not {describe(f.type)}", f"give {describe(f.type)}")
-    for group in GROUPS:
-        check_node(group, plain[group])
+    for name, given in NODES.items():
+        if isinstance(plain.get(name), dict):
+            check_node(name, plain[name], given=given)
+    check_node("metrics", plain.get("metrics") or {}, METRICS)
 

@@ -1,0 +1,40 @@
+"""One mistake of each class through the command: one line naming the setting and the fix, exit 2, no
+traceback, before training (tests/unit/test_config_errors.py covers each class in breadth)."""
+
+import pytest
+import torch
+
+from prunelab.models import LeNet5
+from tests.helpers import MICRO, cli
+
+
+def nothing(tmp_path) -> list[str]:
+    return []
+
+
+def truncated_dense(tmp_path) -> list[str]:
+    path = tmp_path / "dense.pt"
+    torch.save(LeNet5([1, 28, 28], 10).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:300])
+    return [f"dense_checkpoint={path}"]
+
+
+def store_under_a_file(tmp_path) -> list[str]:
+    (tmp_path / "a_file").write_text("")
+    return [f"store_dir={tmp_path / 'a_file' / 'store'}"]
+
+
+@pytest.mark.parametrize("args, given, setting, says", [
+    (["trainer.accelerator=tpuu"], nothing, "trainer.accelerator", "rejected by Lightning"),
+    (["+metrics.latency_batches=2"], nothing, "metrics.latency_batches", "is not a setting of"),
+    ([], truncated_dense, "dense_checkpoint", "is damaged"),
+    ([], store_under_a_file, "store_dir", "cannot write"),
+], ids=["lightning_rejects", "nothing_reads", "damaged_file", "store_unwritable"])
+def test_each_class_of_mistake_gets_one_line_and_exit_2_before_training(args, given, setting, says, tmp_path):
+    proc = cli(*MICRO, *args, *given(tmp_path), f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path,
+               store=tmp_path / "store")
+    _, err = proc.communicate(timeout=600)
+    lines = [line for line in err.splitlines() if line.startswith("prunelab: error: ")]
+    assert proc.returncode == 2 and len(lines) == 1, err[-2000:]
+    assert setting in lines[0] and says in lines[0] and "Fix:" in lines[0] and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("results.csv"))

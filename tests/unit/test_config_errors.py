@@ -1,0 +1,116 @@
+"""Whole classes of ordinary mistakes get one ConfigError naming the setting and the fix, before any training:
+Trainer settings Lightning rejects, keys that nothing reads, files that are not what they claim, a store that
+cannot be written. (tests/e2e/test_errors.py runs one of each through the command.)"""
+
+import pytest
+import torch
+
+from prunelab.errors import ConfigError
+from prunelab.models import MLP, LeNet5
+from prunelab.paths import RunPaths
+from prunelab.runs import resume, schemas
+from prunelab.runs.folder import read_results
+from prunelab.runs.hardware import check_trainer
+from prunelab.runs.job import writable
+from prunelab.runs.run import load_dense
+from tests.helpers import compose_config
+
+LIGHTNING = [
+    ({"accelerator": "tpuu"}, "trainer.accelerator"),
+    ({"accelerator": "mps"}, "trainer.accelerator"),
+    ({"devices": 0}, "trainer.devices"),
+    ({"devices": "many"}, "trainer.devices"),
+    ({"num_nodes": 0}, "trainer.num_nodes"),
+    ({"strategy": "fsdq"}, "trainer.strategy"),
+    ({"precision": "17"}, "trainer.precision"),
+    ({"accelerator": "cpu", "devices": 1, "strategy": "deepspeed_stage_9"}, "trainer.strategy"),
+]
+if not torch.cuda.is_available():
+    LIGHTNING.append(({"accelerator": "gpu", "devices": 1}, "trainer.accelerator"))
+
+
+@pytest.mark.parametrize("trainer, setting", LIGHTNING)
+def test_a_hardware_setting_lightning_rejects_is_named(trainer, setting):
+    with pytest.raises(ConfigError) as err:
+        check_trainer({"_target_": "pytorch_lightning.Trainer", **trainer})
+    assert err.value.setting == setting and "rejected by Lightning" in err.value.problem
+
+
+@pytest.mark.parametrize("trainer", ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no GPU"))])
+def test_the_shipped_trainers_pass(trainer):
+    check_trainer(dict(compose_config(f"trainer={trainer}").trainer))
+
+
+@pytest.mark.parametrize("override, setting", [
+    ("+colour=red", "colour"),
+    ("+metrics.latency_batches=2", "metrics.latency_batches"),
+    ("+trainer.max_epoch=3", "trainer.max_epoch"),
+    ("+optimizer.betas=[0.9,0.99]", "optimizer.betas"),
+    ("+scheduler.warmup=2", "scheduler.warmup"),
+    ("+model.width.scale=2", "model.width"),
+    ("+pruning.criterion.power=2", "pruning.criterion.power"),
+    ("+dataset.shuffle=false", "dataset.shuffle"),
+])
+def test_a_key_that_nothing_reads_is_named_wherever_it_was_added(override, setting):
+    with pytest.raises(ConfigError) as err:
+        schemas.check(compose_config(override))
+    assert err.value.setting == setting and "is not a setting of" in err.value.problem
+
+
+@pytest.mark.parametrize("option", ["cpu", "gpu", "ddp"])
+def test_every_trainer_and_logger_passes_the_key_check(option):
+    for logger in ("none", "csv", "wandb"):
+        schemas.check(compose_config(f"trainer={option}", f"logger={logger}"))
+
+
+def lenet(path):
+    torch.save(LeNet5([1, 28, 28], 10).state_dict(), path)
+
+
+def truncated(path):
+    lenet(path)
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def text(path):
+    path.write_text("not a checkpoint\n")
+
+
+def tensor(path):
+    torch.save(torch.zeros(3), path)
+
+
+@pytest.mark.parametrize("write, says", [(lenet, "does not fit"), (truncated, "is damaged"), (text, "is damaged"),
+                                         (tensor, "holds a Tensor")])
+def test_a_dense_checkpoint_that_is_not_what_it_claims_is_named(write, says, tmp_path):
+    write(tmp_path / "dense.pt")
+    with pytest.raises(ConfigError) as err:
+        load_dense(MLP([1, 28, 28], 10), str(tmp_path / "dense.pt"))
+    assert err.value.setting == "dense_checkpoint" and says in str(err.value)
+
+
+@pytest.mark.parametrize("content", ['stage,val_acc\n"1,\n', "", "stage,loss\n0,1.0\n", "\x00\xff\x00"])
+def test_a_damaged_results_table_names_the_file_and_how_to_recover(content, tmp_path):
+    paths = RunPaths(tmp_path)
+    paths.results.write_bytes(content.encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        read_results(paths)
+    assert str(paths.results) in err.value.problem and f"delete {tmp_path}" in err.value.fix
+
+
+def test_a_truncated_run_checkpoint_says_to_delete_the_checkpoints(tmp_path):
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir()
+    torch.save({"state_dict": LeNet5([1, 28, 28], 10).state_dict()}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(ConfigError) as err:
+        resume.check(ckpt, resume.Stamp("run", {}), tmp_path)
+    assert "last.ckpt is damaged" in err.value.problem and f"delete {ckpt.parent}" in err.value.fix
+
+
+def test_a_store_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigError) as err:
+        writable(tmp_path / "a_file" / "store" / "runs" / "x")
+    assert err.value.setting == "store_dir" and "cannot write" in err.value.problem
