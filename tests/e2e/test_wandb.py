@@ -49,7 +49,7 @@ def wandb_run(tmp_path_factory):
 
 def test_run_is_named_and_tagged_from_its_config(wandb_run):
     _, _, logged = wandb_run
-    assert logged["run"].display_name == "magnitude-digits_cnn-digits-s0"
+    assert logged["run"].display_name == "magnitude_digits_cnn_digits_s0"  # as its folder in the store
     assert logged["run"].job_type == "magnitude"
     assert set(logged["run"].tags) == {"magnitude", "digits_cnn", "digits", "iterative", "seed=0", "paper"}
     assert logged["run"].run_group == "", "a single run belongs to no sweep"
@@ -141,7 +141,7 @@ def test_sweep_runs_are_grouped_by_their_sweep_directory():
     labels = {"method": "snip", "family": "gradient", "model": "resnet20", "dataset": "cifar10",
               "schedule": "oneshot", "seed": 2}
     identity = tracking.run_identity(labels, tracking.group_name("multirun/2025-01-01/10-00-00"), tags=["x"])
-    assert identity == {"name": "snip-resnet20-cifar10-s2", "group": "multirun/2025-01-01/10-00-00",
+    assert identity == {"name": "snip_resnet20_cifar10_s2", "group": "multirun/2025-01-01/10-00-00",
                         "job_type": "snip", "tags": ["snip", "gradient", "resnet20", "cifar10", "oneshot", "seed=2", "x"]}
     assert len(tracking.group_name("/" + "a" * 300)) == 128
 

@@ -127,6 +127,7 @@ def test_pruning_only_masks_the_model(name):
 
 def test_rounds_follow_the_exponential_schedule_and_end_at_the_target():
     assert round_targets(0.0, 0.99, 2) == pytest.approx([0.9, 0.99])
+    assert round_targets(1.0, 0.875, 2) == [0.875, 0.875]  # everything already pruned: nothing to divide
     steps = round_targets(0.5, 0.9, 10)
     assert steps[-1] == 0.9 and all(a < b for a, b in zip([0.5, *steps], steps))
 

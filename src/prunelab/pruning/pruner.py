@@ -20,6 +20,8 @@ def round_targets(start: float, target: float, rounds: int) -> list[float]:
     From a dense start this is the exponential schedule of Tanaka et al. 2020, density (1-target)^(r/rounds).
     """
     d0, d1 = 1.0 - start, 1.0 - target
+    if d0 <= 0.0:  # nothing left to prune
+        return [target] * rounds
     return [1.0 - d0 * (d1 / d0) ** (r / rounds) for r in range(1, rounds)] + [target]
 
 
