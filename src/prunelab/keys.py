@@ -8,7 +8,7 @@ GROUPS = ("model", "dataset", "pruning", "schedule")
 
 # Settings that change how a run is watched, stored or fed, never its results: left out of its hash.
 NOT_RESULTS = (
-    "logger", "store_dir", "cache", "rerun",
+    "logger", "store_dir", "cache", "rerun", "threads",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
     "dataset.data_dir", "dataset.download", "dataset.num_workers", "dataset.eval_batch_size", "dataset.cache_dir",
 )

@@ -16,7 +16,7 @@ from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
-from prunelab.runs import cache, protocol, resume
+from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_protocol
 from prunelab.runs.spec import RunSpec
 from prunelab.scores import final_layers
@@ -129,6 +129,7 @@ def run(spec: RunSpec) -> RunResult:
     goes to protocol.json and the W&B config.
     """
     paths, config = spec.paths, spec.config
+    threads.apply(config["threads"])
     paths.root.mkdir(parents=True, exist_ok=True)
     parts = prepare(spec, sinks=[RunFolder(paths)])
     logger = build(config["logger"], save_dir=str(paths.root), run_config=config)

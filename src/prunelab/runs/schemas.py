@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import ConfigError
 from prunelab.keys import GROUPS, LABELS
+from prunelab.runs.threads import check_setting as check_threads
 
 SEQUENCES = (list, tuple, collections.abc.Sequence)
 
@@ -31,6 +32,7 @@ class TopLevel:
     store_dir: str | None
     cache: bool
     rerun: bool
+    threads: int | str
 
 
 def describe(hint) -> str:
@@ -138,6 +140,7 @@ def check(cfg: DictConfig) -> None:
     for f in fields(TopLevel):
         if f.name in plain and not fits(plain[f.name], f.type):
             raise ConfigError(f.name, f"{plain[f.name]!r} is not {describe(f.type)}", f"give {describe(f.type)}")
+    check_threads(plain["threads"])
     for group in GROUPS:
         check_node(group, plain[group])
 
