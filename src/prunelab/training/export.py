@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from prunelab.config import build
@@ -42,6 +41,8 @@ def load_model(path: Path) -> nn.Module:
     if state["split_attention"]:
         split_attention(model)
     if state["pruning_history"]:
+        import torch_pruning as tp  # here, not at the top: it imports timm and W&B, a second of every run's start-up
+
         with eval_mode(model):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, *state["input_shape"]))
         graph.load_pruning_history(state["pruning_history"])
