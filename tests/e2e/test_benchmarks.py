@@ -14,6 +14,8 @@ BENCHMARKS = {
     "folder_cache.py": (["--repeats", "1", "--per-sample", "256"], "ratio"),
     "finetune_overhead.py": (["--repeats", "1", "--epochs", "1", "--case", "LeNet-300-100 / MNIST"], "LeNet-300-100"),
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
+    "parallel_sweep.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"],
+                          "parallel / sequential ratio"),
     "scoring_cost.py": (["--repeats", "1", "--batches", "1"], "synflow"),
     "startup.py": (["--repeats", "1"], "total"),
     "structural_latency.py": (["--repeats", "1", "--warmup", "0"], "mobilenet_v2"),
