@@ -161,7 +161,7 @@ def run(spec: RunSpec) -> RunResult:
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       engine.state.removal.get("history", []))
+                       engine.state.removal.get("history", []), program=config["save_model"] is True)
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
         tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
     except BaseException:

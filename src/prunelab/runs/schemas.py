@@ -33,6 +33,7 @@ class TopLevel:
     cache: bool
     rerun: bool
     threads: int | str
+    save_model: bool | Literal["state"]
 
 
 def describe(hint) -> str:

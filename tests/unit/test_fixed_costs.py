@@ -1,4 +1,5 @@
-"""Latency measured only at the stages asked for (`metrics.latency_stages`); the column stays in every row."""
+"""Fixed per-run costs made optional: latency only at the stages asked for (`metrics.latency_stages`, the
+column stays in every row) and the final model without its torch.export program (`save_model=state`)."""
 
 import math
 
@@ -10,7 +11,8 @@ from prunelab.pruning import Magnitude, UnstructuredPruner
 from prunelab.training.engine import StageEngine
 from prunelab.training.meter import Meter
 from prunelab.training.schedule import Schedule
-from tests.helpers import FakeHost, drive
+from prunelab.runs.spec import from_config
+from tests.helpers import FakeHost, compose_config, drive
 
 LABELS = {"method": "magnitude", "family": "magnitude", "model": "mlp", "dataset": "toy", "schedule": "iterative",
           "seed": 0}
@@ -41,3 +43,14 @@ def test_a_bad_latency_stages_value_is_a_config_error():
 
 def test_latency_stages_are_not_part_of_a_runs_identity():
     assert "metrics.latency_stages" in NOT_RESULTS
+
+
+@pytest.mark.parametrize("value", ["maybe", 2])
+def test_a_bad_save_model_value_is_a_config_error(value, tmp_path):
+    with pytest.raises(ConfigError, match="save_model"):
+        from_config(compose_config(f"save_model={value}"), tmp_path)
+
+
+@pytest.mark.parametrize("value", ["true", "false", "state"])
+def test_save_model_takes_true_false_or_state(value, tmp_path):
+    assert from_config(compose_config(f"save_model={value}"), tmp_path).config["save_model"] in (True, False, "state")
