@@ -16,6 +16,7 @@ BENCHMARKS = {
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
     "parallel_sweep.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"],
                           "parallel / sequential ratio"),
+    "run_costs.py": (["--repeats", "1"], "one training epoch"),
     "scoring_cost.py": (["--repeats", "1", "--batches", "1"], "synflow"),
     "startup.py": (["--repeats", "1"], "total"),
     "structural_latency.py": (["--repeats", "1", "--warmup", "0"], "mobilenet_v2"),
