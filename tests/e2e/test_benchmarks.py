@@ -13,6 +13,8 @@ BENCHMARKS = {
     "default_sweep.py": (["--repeats", "1"], "median of 1"),
     "folder_cache.py": (["--repeats", "1", "--per-sample", "256"], "ratio"),
     "finetune_overhead.py": (["--repeats", "1", "--epochs", "1", "--case", "LeNet-300-100 / MNIST"], "LeNet-300-100"),
+    "gpu_epoch.py": (["--repeats", "1", "--epochs", "1", "--models", "resnet20", "--device", "cpu", "--data",
+                      "synthetic", "--samples", "256"], "resnet20"),
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
     "parallel_sweep.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"],
                           "parallel / sequential ratio"),
