@@ -1,5 +1,5 @@
 """Start-up: from the command to the first training step of a run, phase by phase
-(interpreter + imports, config, data, model, W&B offline init, Trainer, first step).
+(interpreter, imports, config, data and model built while W&B's offline init runs beside them, Trainer).
 
     python benchmarks/startup.py [--repeats 5]
 
@@ -22,21 +22,19 @@ t = {"interpreter": time.perf_counter() - float(sys.argv[1])}
 s = time.perf_counter()
 import pytorch_lightning as pl
 from prunelab.config import build
+from prunelab.runs.run import start
+from prunelab.runs.spec import from_config
 from prunelab.training.callback import PruningCallback
-from omegaconf import OmegaConf
 t["imports"] = time.perf_counter() - s
 sys.path.insert(0, sys.argv[2])
-from common import config, prepared
+from common import config
 s = time.perf_counter(); cfg = config("logger=wandb", "trainer.enable_progress_bar=false"); t["config"] = time.perf_counter() - s
 out = tempfile.mkdtemp()
 s = time.perf_counter()
-parts = prepared(cfg, Path(out))
+parts, logger = start(from_config(cfg, out).at(out))
 dm, module, callback = parts.datamodule, parts.module, PruningCallback(parts.engine)
 dm.setup("fit")
-t["data + model"] = time.perf_counter() - s
-s = time.perf_counter()
-logger = build(cfg.logger, save_dir=out, run_config=OmegaConf.to_container(cfg, resolve=True))
-t["W&B offline init"] = time.perf_counter() - s
+t["data + model | W&B init"] = time.perf_counter() - s
 
 class FirstStep(pl.Callback):
     def on_train_batch_start(self, *a):

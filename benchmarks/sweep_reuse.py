@@ -1,11 +1,12 @@
 """Wall time of a 4-method sweep with and without dense-model reuse (`cache=true|false`).
 
-    python benchmarks/sweep_reuse.py [--repeats 3] [--pretrain 15] [--finetune 2] [--targets 0.5,0.8,0.9]
+    python benchmarks/sweep_reuse.py [--repeats 3] [--pretrain 15] [--finetune 2] [--targets 0.5,0.8,0.9] [override ...]
 
 Each repetition runs `prunelab -m pruning=magnitude,random pruning.scope=global,layer` on digits
 (4 runs, one after another) into a fresh store, once with reuse and once without, and prints the
 medians, their ratio, and the ratio the epoch counts predict: (P + K*S) / (K*(P + S)) for K runs of
-P dense and S pruning epochs.
+P dense and S pruning epochs. Trailing overrides go to every run, e.g. the cheaper fixed costs
+`metrics.latency_stages=final save_model=state`.
 """
 
 import argparse
@@ -23,7 +24,8 @@ def sweep(cache: bool, args: argparse.Namespace) -> float:
         return prunelab_seconds(["-m", *METHODS, f"cache={str(cache).lower()}", f"store_dir={tmp}/store",
                                  f"hydra.sweep.dir={tmp}/sweep", "logger=none", "trainer.enable_progress_bar=false",
                                  f"schedule.pretrain_epochs={args.pretrain}",
-                                 f"schedule.finetune_epochs={args.finetune}", f"schedule.targets=[{args.targets}]"],
+                                 f"schedule.finetune_epochs={args.finetune}", f"schedule.targets=[{args.targets}]",
+                                 *args.overrides],
                                 cwd=ROOT)
 
 
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--pretrain", type=int, default=15)
     parser.add_argument("--finetune", type=int, default=2)
     parser.add_argument("--targets", default="0.5,0.8,0.9")
+    parser.add_argument("overrides", nargs="*", help="prunelab settings for every run")
     args = parser.parse_args()
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.repeats):
@@ -43,7 +46,7 @@ def main() -> None:
     predicted = (args.pretrain + K * stages) / (K * (args.pretrain + stages))
     reuse, scratch = median(times[True]), median(times[False])
     print(f"{K}-method sweep on digits, {args.pretrain} dense + {stages} pruning epochs per run, "
-          f"median of {args.repeats}:")
+          f"median of {args.repeats}{', ' + ' '.join(args.overrides) if args.overrides else ''}:")
     print(f"  with dense reuse    {reuse:8.1f} s")
     print(f"  without             {scratch:8.1f} s")
     print(f"  ratio {reuse / scratch:.2f} (epoch count predicts {predicted:.2f})")

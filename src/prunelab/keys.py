@@ -8,9 +8,10 @@ GROUPS = ("model", "dataset", "pruning", "schedule")
 
 # Settings that change how a run is watched, stored or fed, never its results: left out of its hash.
 NOT_RESULTS = (
-    "logger", "store_dir", "cache", "rerun", "export_onnx",
+    "logger", "store_dir", "cache", "rerun", "export_onnx", "threads",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
-    "dataset.data_dir", "dataset.download", "dataset.num_workers", "dataset.eval_batch_size", "dataset.cache_dir",
+    "metrics.latency_stages", "dataset.data_dir", "dataset.download", "dataset.num_workers",
+    "dataset.eval_batch_size", "dataset.cache_dir",
 )
 
 # The top-level nodes that determine the dense model ...

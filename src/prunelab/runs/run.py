@@ -1,6 +1,7 @@
 """One pruning run: a RunSpec in, results (one row per stage) out, resumable in its folder."""
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
-from prunelab.runs import cache, protocol, resume
+from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
 from prunelab.runs.spec import RunSpec
@@ -84,6 +85,20 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     return Parts(datamodule, module, engine)
 
 
+def start(spec: RunSpec) -> tuple[Parts, object]:
+    """`prepare(spec)` (writing to the run folder) and the run's logger, built at the same time: W&B's init
+    (its service process, its imports) takes seconds that would otherwise come before the first step.
+    A failed `prepare` finishes the logger's run as failed."""
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(build, spec.config["logger"], save_dir=str(spec.paths.root), run_config=spec.config)
+        try:
+            parts = prepare(spec, sinks=[RunFolder(spec.paths)])
+        except BaseException:
+            tracking.finish([logger] if (logger := started.result()) else [], failed=True)
+            raise
+        return parts, started.result()
+
+
 def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageEngine, **kwargs):
     """The configured Trainer, checkpointing every epoch into `paths` for resume."""
     ckpt = resume.checkpointing(paths, stamp)
@@ -145,9 +160,9 @@ def run(spec: RunSpec) -> RunResult:
     goes to protocol.json and the W&B config.
     """
     paths, config = spec.paths, spec.config
+    threads.apply(config["threads"])
     paths.root.mkdir(parents=True, exist_ok=True)
-    parts = prepare(spec, sinks=[RunFolder(paths)])
-    logger = build(config["logger"], save_dir=str(paths.root), run_config=config)
+    parts, logger = start(spec)
     loggers = [logger] if logger else []
     parts.engine.sinks.append(tracking.LoggerSink(loggers))
     stamp = resume.Stamp("run", spec.settings)
@@ -162,7 +177,7 @@ def run(spec: RunSpec) -> RunResult:
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       engine.state.removal.get("history", []))
+                       engine.state.removal.get("history", []), program=config["save_model"] is True)
         if config["export_onnx"] and trainer.is_global_zero:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
             tracking.log_onnx(loggers, record)

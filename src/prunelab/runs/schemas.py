@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import ConfigError
 from prunelab.keys import GROUPS, LABELS
+from prunelab.runs.threads import check_setting as check_threads
 
 SEQUENCES = (list, tuple, collections.abc.Sequence)
 
@@ -37,7 +38,8 @@ class TopLevel:
     cache: bool
     rerun: bool
     export_onnx: bool
-    save_model: bool
+    threads: int | str
+    save_model: bool | Literal["state"]
 
 
 # Nodes built from their own `_target_`, checked against its signature, with the keywords the run passes
@@ -186,6 +188,7 @@ def check(cfg: DictConfig) -> None:
     for f in fields(TopLevel):
         if f.name in plain and not fits(plain[f.name], f.type):
             raise ConfigError(f.name, f"{plain[f.name]!r} is not {describe(f.type)}", f"give {describe(f.type)}")
+    check_threads(plain["threads"])
     for name, given in NODES.items():
         if isinstance(plain.get(name), dict):
             check_node(name, plain[name], given=given)

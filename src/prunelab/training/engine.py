@@ -325,7 +325,8 @@ class StageEngine:
         val, test = host.evaluate("val"), host.evaluate("test")
         params, nonzero = count_parameters(model)
         dense = state.rows[0] if state.rows else None
-        compute, costs = self.meter.measure(model, host.input_shape, params, nonzero, dense)
+        compute, costs = self.meter.measure(model, host.input_shape, params, nonzero, dense,
+                                            latency=self.meter.times(state.stage, self.schedule.num_stages))
         now = time.perf_counter()
         row = rows.stage_row(
             self.labels, state.stage, self.schedule.targets[state.stage - 1] if state.stage else 0.0,

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from prunelab.config import build
@@ -16,8 +15,9 @@ from prunelab.pruning.surgery import refresh_attributes
 
 
 def save_model(paths: RunPaths, model: nn.Module, masks: Masks | None, config: dict, input_shape: Sequence[int],
-               history: list) -> None:
-    """Write the final model's state file and torch.export program (eval mode, any batch size) into a run folder.
+               history: list, program: bool = True) -> None:
+    """Write the final model's state file and, with `program`, its torch.export program (eval mode, any batch
+    size) into a run folder.
 
     The state file holds the state_dict, the masks, the resolved run config, and torch-pruning's record
     of removed channels (`history`), which `load_model` replays on the dense model. The program loads
@@ -28,6 +28,8 @@ def save_model(paths: RunPaths, model: nn.Module, masks: Masks | None, config: d
         "pruning_history": history, "split_attention": any(isinstance(m, SelfAttention) for m in model.modules()),
     }
     torch.save(state, paths.model_state)
+    if not program:
+        return
     device = next(model.parameters()).device
     example = torch.randn(2, *input_shape, device=device)
     with eval_mode(model):
@@ -42,6 +44,8 @@ def load_model(path: Path) -> nn.Module:
     if state["split_attention"]:
         split_attention(model)
     if state["pruning_history"]:
+        import torch_pruning as tp  # here, not at the top: it imports timm and W&B, a second of every run's start-up
+
         with eval_mode(model):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, *state["input_shape"]))
         graph.load_pruning_history(state["pruning_history"])

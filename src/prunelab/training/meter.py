@@ -92,24 +92,38 @@ def latency_ms(model: nn.Module, batch: torch.Tensor, repeats: int, warmup: int)
     return 1000.0 * statistics.median(times)
 
 
+LATENCY_STAGES = ("all", "final", "none")
+
+
 class Meter:
     """The `metrics` config: measures a model's compute per stage.
 
     `latency_batch_size` images per timed forward pass, `latency_repeats` timed passes (the median is
-    reported) after `latency_warmup` untimed ones.
+    reported) after `latency_warmup` untimed ones, at the stages `latency_stages` names: `all`, `final`
+    (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
     """
 
-    def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3):
+    def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3,
+                 latency_stages: str = "all"):
         settings = [("latency_batch_size", latency_batch_size, 1), ("latency_repeats", latency_repeats, 1),
                     ("latency_warmup", latency_warmup, 0)]
         for key, value, least in settings:
             if value < least:
                 raise ConfigError(f"metrics.{key}", f"must be >= {least}, got {value}", f"set it to {least} or more")
+        if latency_stages not in LATENCY_STAGES:
+            raise ConfigError("metrics.latency_stages", f"{latency_stages!r} is not one of {list(LATENCY_STAGES)}",
+                              "set metrics.latency_stages=all, final or none")
         self.batch_size, self.repeats, self.warmup = latency_batch_size, latency_repeats, latency_warmup
+        self.latency_stages = latency_stages
+
+    def times(self, stage: int, last_stage: int) -> bool:
+        """Whether latency is measured at `stage` of a run whose last stage is `last_stage`."""
+        return self.latency_stages == "all" or (self.latency_stages == "final" and stage == last_stage)
 
     def measure(self, model: nn.Module, input_shape: Sequence[int], params: int, nonzero: int,
-                dense: dict | None) -> tuple[dict, dict[str, LayerCost]]:
-        """(results columns, per-layer costs) of `model`; `dense`: the dense stage's row (None: this is it)."""
+                dense: dict | None, latency: bool = True) -> tuple[dict, dict[str, LayerCost]]:
+        """(results columns, per-layer costs) of `model`; `dense`: the dense stage's row (None: this is it);
+        without `latency`, `latency_ms` is NaN."""
         device = next(model.parameters()).device
         costs = layer_costs(model, torch.zeros(1, *input_shape, device=device))
         macs = sum(c.macs for c in costs.values())
@@ -121,7 +135,7 @@ class Meter:
             "compression": dense["params"] / nonzero if nonzero else math.inf,
             "theoretical_speedup": dense["macs"] / nonzero_macs if nonzero_macs else math.inf,
             "latency_ms": latency_ms(model, torch.randn(self.batch_size, *input_shape, device=device),
-                                     self.repeats, self.warmup),
+                                     self.repeats, self.warmup) if latency else math.nan,
         }
         return columns, costs
 
