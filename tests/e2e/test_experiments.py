@@ -24,7 +24,7 @@ LAST_DENSITIES = {
 
 
 # What each structural preset keeps at its last stage: the output width of every Conv2d and Linear.
-LAST_WIDTHS = {"liu2019": [6, 15, 150, 10]}  # 30% of LeNet-5's 20 / 50 / 500 channels; the classifier whole
+LAST_WIDTHS = {"liu2019": [10, 25, 250, 10]}  # half of LeNet-5's 20 / 50 / 500 channels; the classifier whole
 
 
 def tiny(name: str, *extra: str):
