@@ -110,7 +110,61 @@ def layer_collapse(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
     ]
 
 
-EXPERIMENTS = {"han2015": han2015, "snip2019": snip2019, "lottery": lottery, "layer_collapse": layer_collapse}
+def _per_target(acc: dict, targets: list[float]) -> str:
+    return "; ".join(f"{100 * t:g}%: " + ", ".join(f"{m} {mean_std(a)}" for (m, u), a in acc.items() if u == t)
+                     for t in targets)
+
+
+def _at_or_above(acc: dict, high: str, low: str, targets: list[float], slack: float = 0.0) -> bool:
+    """Whether `high`'s mean accuracy is at least `low`'s less `slack` at every target."""
+    return all(acc[high, t].mean() >= acc[low, t].mean() - slack for t in targets)
+
+
+def rigl2020(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """RigL >= SET and SET >= static at every target (means over seeds; each target's network trained from
+    initialisation as long as the dense one). Iterative magnitude pruning, where present, is reported beside."""
+    sparse = runs[runs["schedule"] == "sparse_training"]
+    targets = sorted(sparse.loc[sparse["stage"] > 0, "target_sparsity"].unique())
+    acc = {(m, t): at_target(sparse[sparse["method"] == m], t)["test_acc"]
+           for m in ("rigl", "set", "static") for t in targets}
+    gaps = {pair: ", ".join(f"{100 * t:g}%: {100 * (acc[pair[0], t].mean() - acc[pair[1], t].mean()):+.2f}"
+                            for t in targets) for pair in (("rigl", "set"), ("set", "static"))}
+    magnitude = runs[(runs["method"] == "magnitude") & (runs["stage"] > 0)]
+    beside = ("; iterative magnitude " + ", ".join(f"{100 * t:g}%: {mean_std(at_target(magnitude, t)['test_acc'])}"
+                                                   for t in targets)) if not magnitude.empty else ""
+    return [
+        Check("RigL >= SET at every target", f"{_per_target(acc, targets)}{beside} (RigL - SET {gaps['rigl', 'set']})",
+              _at_or_above(acc, "rigl", "set", targets)),
+        Check("SET >= static at every target", f"SET - static {gaps['set', 'static']}",
+              _at_or_above(acc, "set", "static", targets)),
+    ]
+
+
+def liu2019(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Scratch-B >= fine-tuned - 0.2 point at every target; Scratch-E within 1 point of fine-tuned and not above
+    Scratch-B (means over seeds; structured pruning, one-shot from the same dense weights)."""
+    targets = sorted(runs.loc[runs["stage"] > 0, "target_sparsity"].unique())
+    acc = {(r, t): at_target(runs[runs["retrain"] == r], t)["test_acc"]
+           for r in ("finetune", "scratch_e", "scratch_b") for t in targets}
+    d = mean_std(dense(runs[runs["retrain"] == "finetune"])["test_acc"])
+
+    def gap(a: str, b: str) -> str:
+        return ", ".join(f"{100 * t:g}%: {100 * (acc[a, t].mean() - acc[b, t].mean()):+.2f}" for t in targets)
+
+    speedup = ", ".join(f"{100 * t:g}%: {at_target(runs, t)['theoretical_speedup'].mean():.2f}x" for t in targets)
+    return [
+        Check("Scratch-B >= fine-tuned - 0.2 point at every target",
+              f"dense {d}; {_per_target(acc, targets)} (Scratch-B - fine-tuned {gap('scratch_b', 'finetune')}; "
+              f"MACs speedup {speedup})", _at_or_above(acc, "scratch_b", "finetune", targets, slack=0.002)),
+        Check("Scratch-E within 1 point of fine-tuned at every target", f"Scratch-E - fine-tuned "
+              f"{gap('scratch_e', 'finetune')}", _at_or_above(acc, "scratch_e", "finetune", targets, slack=0.01)),
+        Check("Scratch-E <= Scratch-B at every target", f"Scratch-E - Scratch-B {gap('scratch_e', 'scratch_b')}",
+              _at_or_above(acc, "scratch_b", "scratch_e", targets)),
+    ]
+
+
+EXPERIMENTS = {"han2015": han2015, "snip2019": snip2019, "lottery": lottery, "layer_collapse": layer_collapse,
+               "rigl2020": rigl2020, "liu2019": liu2019}
 
 
 def figure_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -2,13 +2,18 @@
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from experiments import analyse
-from tests.helpers import compose_config, options, run
+from tests.helpers import CONF, compose_config, options, run, widths
 
 # The presets' MNIST swapped for the bundled 8x8 digits, one epoch per stage, no logger.
 TINY_DATA = ["dataset=digits", "~dataset.data_dir", "~dataset.download", "logger=none",
              "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
+# Models that need more than 8x8 pixels get synthetic images of MNIST's shape instead.
+MNIST_SHAPED = ["dataset=synthetic", "~dataset.data_dir", "~dataset.download", "dataset.input_shape=[1,28,28]",
+                "dataset.num_samples=256", "dataset.num_test=64", *TINY_DATA[3:]]
+NEEDS_28 = {"lenet5"}
 
 # What each preset promises at its last stage: the fraction of every layer's weights kept.
 LAST_DENSITIES = {
@@ -18,11 +23,22 @@ LAST_DENSITIES = {
 }
 
 
+# What each structural preset keeps at its last stage: the output width of every Conv2d and Linear.
+LAST_WIDTHS = {"liu2019": [10, 25, 250, 10]}  # half of LeNet-5's 20 / 50 / 500 channels; the classifier whole
+
+
 def tiny(name: str, *extra: str):
-    cfg = compose_config(f"+experiment={name}", *TINY_DATA, *extra)
+    data = MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28 else TINY_DATA
+    cfg = compose_config(f"+experiment={name}", *data, *extra)
     if cfg.schedule.pretrain_epochs:
-        cfg = compose_config(f"+experiment={name}", *TINY_DATA, "schedule.pretrain_epochs=1", *extra)
+        cfg = compose_config(f"+experiment={name}", *data, "schedule.pretrain_epochs=1", *extra)
     return cfg
+
+
+def swept_retraining(name: str) -> list[str]:
+    """The retraining settings a preset's sweep runs (Liu et al.'s controls), else only its default."""
+    swept = OmegaConf.select(OmegaConf.load(CONF / "experiment" / f"{name}.yaml"), "hydra.sweeper.params") or {}
+    return str(swept["schedule.retrain"]).split(",") if "schedule.retrain" in swept else [None]
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +49,32 @@ def ticket(tmp_path_factory):
     return out / "masks.pt"
 
 
-@pytest.mark.parametrize("name", options("experiment"))
-def test_every_experiment_preset_runs_end_to_end(name, request, tmp_path):
-    replays = tiny(name).pruning.criterion._target_.endswith("TicketMasks")
-    cfg = tiny(name, *([f"pruning.criterion.path={request.getfixturevalue('ticket')}"] if replays else []))
+PRESET_RUNS = [(name, retrain) for name in options("experiment") for retrain in swept_retraining(name)]
+
+
+@pytest.mark.parametrize("name, retrain", PRESET_RUNS, ids=[n if r is None else f"{n}-{r}" for n, r in PRESET_RUNS])
+def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_path):
+    extra = [f"schedule.retrain={retrain}"] if retrain else []
+    if OmegaConf.select(tiny(name), "pruning.criterion._target_", default="").endswith("TicketMasks"):
+        extra.append(f"pruning.criterion.path={request.getfixturevalue('ticket')}")
+    cfg = tiny(name, *extra)
     out = run(cfg, tmp_path)
     rows = out.results
     assert rows["stage"].tolist() == list(range(len(cfg.schedule.targets) + 1))
     assert rows["target_sparsity"].tolist()[1:] == pytest.approx(list(cfg.schedule.targets))
-    assert rows["test_acc"].between(0, 1).all() and (rows["params"] == rows["params"][0]).all()
-    assert cfg.dataset.name == "digits" and cfg.model.name == compose_config(f"+experiment={name}").model.name
+    assert rows["test_acc"].between(0, 1).all()
+    assert cfg.dataset.name in ("digits", "synthetic")
+    assert cfg.model.name == compose_config(f"+experiment={name}").model.name
     assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in out.masks.values())
+    if cfg.pruning._target_.endswith("StructuralPruner"):
+        # Channels leave the model: every higher target has fewer parameters, and none is held at zero.
+        assert rows["params"].diff().iloc[1:].lt(0).all() and (rows["nonzero_params"] == rows["params"]).all()
+        assert widths(out.module.model) == LAST_WIDTHS[name]
+    else:  # masks: the parameter count never changes
+        assert (rows["params"] == rows["params"][0]).all()
+    if retrain == "scratch_b":  # compute-matched: stage k trains dense / pruned MACs times the dense epochs
+        assert rows["epoch"].diff().iloc[1:].tolist() == [
+            max(1, round(cfg.schedule.pretrain_epochs * r)) for r in rows["macs"].iloc[0] / rows["nonzero_macs"].iloc[1:]]
     if name in LAST_DENSITIES:
         kept = {n: float(m.float().mean()) for n, m in out.masks.items()}
         assert kept == pytest.approx(LAST_DENSITIES[name], abs=2e-3)
@@ -55,12 +86,12 @@ def test_presets_read_real_mnist_from_the_shared_data_by_default():
         assert cfg.dataset.name == "mnist" and cfg.dataset.download is False
 
 
-def rows(method, seed, targets, accs, schedule="iterative", **columns):
+def rows(method, seed, targets, accs, schedule="iterative", retrain="finetune", **columns):
     """A run's results rows as gathered: stage 0 dense, then one row per target."""
     n = len(targets) + 1
-    return pd.DataFrame({"run": f"{method}-{schedule}-{seed}", "series": method, "family": method, "method": method,
-                         "schedule": schedule, "seed": seed, "stage": range(n), "epoch": range(1, n + 1),
-                         "target_sparsity": [0.0, *targets], "test_acc": accs, **columns})
+    return pd.DataFrame({"run": f"{method}-{schedule}-{retrain}-{seed}", "series": method, "family": method,
+                         "method": method, "schedule": schedule, "retrain": retrain, "seed": seed, "stage": range(n),
+                         "epoch": range(1, n + 1), "target_sparsity": [0.0, *targets], "test_acc": accs, **columns})
 
 
 @pytest.mark.parametrize("pruned_acc, passes", [(0.9846, True), (0.9834, False)])
@@ -85,6 +116,44 @@ def test_layer_collapse_criteria_read_empty_layers_and_the_first_compression():
     assert "from 10^1.0 on" in magnitude.value
     worse = runs.assign(test_acc=runs["test_acc"].where(runs["method"] != "random", 0.95))
     assert not analyse.layer_collapse(worse, pd.DataFrame())[0].passed
+
+
+DST_TARGETS = [0.9, 0.95, 0.98]
+
+
+def dst_sweep(accs: dict[str, list[float]]) -> pd.DataFrame:
+    """Two seeds per method, the second 0.002 above the first at every target."""
+    return pd.concat([rows(m, s, DST_TARGETS, [0.98, *(a + 0.002 * s for a in acc)], schedule="sparse_training")
+                      for m, acc in accs.items() for s in (0, 1)], ignore_index=True)
+
+
+def test_rigl2020_criteria_order_rigl_set_and_static_by_their_mean_at_every_target():
+    ordered = dst_sweep({"rigl": [0.97, 0.96, 0.95], "set": [0.97, 0.955, 0.94], "static": [0.965, 0.95, 0.93]})
+    rigl_set, set_static = analyse.rigl2020(ordered, pd.DataFrame())
+    assert rigl_set.passed and set_static.passed
+    assert "98%: rigl 95.10 ± 0.14, set 94.10 ± 0.14, static 93.10 ± 0.14" in rigl_set.value
+    assert "98%: +1.00" in set_static.value and "magnitude" not in rigl_set.value
+    # RigL behind SET at one target is a fail, however far ahead elsewhere; iterative magnitude is reported beside
+    behind = dst_sweep({"rigl": [0.99, 0.99, 0.939], "set": [0.97, 0.955, 0.94], "static": [0.9, 0.9, 0.9]})
+    with_magnitude = pd.concat([behind, rows("magnitude", 0, DST_TARGETS, [0.98, 0.975, 0.97, 0.96])])
+    rigl_set, set_static = analyse.rigl2020(with_magnitude, pd.DataFrame())
+    assert not rigl_set.passed and set_static.passed
+    assert "iterative magnitude 90%: 97.50, 95%: 97.00, 98%: 96.00" in rigl_set.value
+
+
+@pytest.mark.parametrize("scratch_b, scratch_e, passes", [
+    (0.9885, 0.985, (True, True, True)),     # Scratch-B 0.15 below fine-tuned, Scratch-E 0.5 below
+    (0.9875, 0.979, (False, False, True)),   # 0.25 and 1.1 points below
+    (0.9885, 0.9890, (True, True, False)),   # Scratch-E above Scratch-B
+])
+def test_liu2019_criteria_compare_the_scratch_controls_with_fine_tuning_at_every_target(scratch_b, scratch_e, passes):
+    speed = {"theoretical_speedup": [1.0, 3.5, 8.6]}
+    runs = pd.concat([rows("l1_filter", s, [0.5, 0.7], [0.99, 0.992, acc], schedule="oneshot", retrain=r, **speed)
+                      for r, acc in (("finetune", 0.99), ("scratch_e", scratch_e), ("scratch_b", scratch_b))
+                      for s in (0, 1)], ignore_index=True)
+    checks = analyse.liu2019(runs, pd.DataFrame())
+    assert tuple(c.passed for c in checks) == passes
+    assert "dense 99.00 ± 0.00" in checks[0].value and "70%: 8.60x" in checks[0].value
 
 
 def test_analysis_of_the_tiny_lottery_run_writes_its_figure(ticket, tmp_path, capsys):
