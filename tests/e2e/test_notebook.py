@@ -25,7 +25,7 @@ def test_notebook_runs_on_a_sweep(tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "4 runs, 0 left out" in text
-    assert "| magnitude | magnitude | 2 | 90.50 ± 0.71 | 88.50 ± 0.71 | 85.50 ± 0.71 |" in text
+    assert "| magnitude | magnitude | 2 | **90.50 ± 0.71** | **88.50 ± 0.71** | **85.50 ± 0.71** |" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2, "the curves and the per-layer bars"
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "fc1.weight" in html and "sparsity_mean" in html

@@ -7,6 +7,7 @@ from importlib import metadata
 
 import pandas as pd
 
+from prunelab.config import build
 from prunelab.paths import RunPaths
 from prunelab.runs import protocol
 from prunelab.runs.folder import read_protocol, read_status
@@ -36,12 +37,13 @@ def test_two_identical_sweeps_started_at_once_run_every_run_once(tmp_path):
 
 
 def test_a_run_records_how_it_was_made(tmp_path):
-    execute(compose_config(*MICRO, f"store_dir={tmp_path / 'store'}"), tmp_path / "job")
+    cfg = compose_config(*MICRO, f"store_dir={tmp_path / 'store'}")
+    execute(cfg, tmp_path / "job")
     (folder,) = (tmp_path / "store" / "runs").glob("*")
     made = read_protocol(RunPaths(folder))
     assert made["code"] == protocol.code_identity() and made["code"]["prunelab"]
     assert made["libraries"] == {lib: metadata.version(lib) for lib in protocol.LIBRARIES}
-    assert made["device"] == "cpu" and len(made["data"]) == 64
+    assert made["device"] == "cpu" and made["data"] == build(cfg.dataset).fingerprint()
     assert made["budget"] == [
         {"stage": 0, "epochs": 1, "lr": 0.05, "lr_schedule": "prunelab.training.lr.cosine"},
         {"stage": 1, "epochs": 1, "lr": 0.05, "lr_schedule": "prunelab.training.lr.cosine"},

@@ -185,7 +185,7 @@ def beyond_spread(best: tuple[float, float], other: tuple[float, float]) -> bool
 
 
 def accuracy_table(agg: pd.DataFrame, acc: str = ACC) -> str:
-    """Markdown: series x target sparsity, accuracy in % as "mean ± std"; per target the best in bold, and
+    """Markdown: series x target sparsity, accuracy in % as "mean ± std"; per target the best in bold (ties too), and
     `▼` where a series is below the best by more than their spreads over seeds together."""
     targets = sorted(agg["target_sparsity"].unique())
     header = ["method", "family", "n", *("dense" if t == 0 else f"{100 * t:g}%" for t in targets)]
@@ -200,7 +200,7 @@ def accuracy_table(agg: pd.DataFrame, acc: str = ACC) -> str:
                 continue
             mine, top = tuple(stats.loc[(series, t)]), tuple(stats.loc[(best[t], t)])
             cell = _cell(*mine)
-            cells.append(f"**{cell}**" if series == best[t] else cell + (" ▼" if beyond_spread(top, mine) else ""))
+            cells.append(f"**{cell}**" if mine[0] == top[0] else cell + (" ▼" if beyond_spread(top, mine) else ""))
         rows.append([series, curve["family"].iloc[0], int(curve["n"].max()), *cells])
     return _markdown_table(header, rows)
 
