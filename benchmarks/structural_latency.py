@@ -1,15 +1,18 @@
-"""Measured CPU speedup of structural pruning beside the MAC reduction.
+"""Measured CPU speedup of structural pruning beside the MAC reduction, in PyTorch and in ONNX Runtime.
 
 ResNet-18 and MobileNetV2 (torchvision, random weights, 224x224) lose 50% of their channels
 (pruning=l1_filter: layer scope, channels removed); the dense and pruned models are timed at batch
 sizes 1 and 32 on 2 CPU threads (`--threads`): the median of `--repeats` forward passes after `--warmup` untimed ones,
-dense and pruned passes alternating so that a change in machine load affects both.
+dense and pruned passes alternating so that a change in machine load affects both. Both models are also
+exported to ONNX (`prunelab.training.deploy`) and timed in ONNX Runtime with as many threads.
 
     python benchmarks/structural_latency.py [--repeats 7] [--warmup 2] [--threads 2]
 """
 
 import argparse
 import copy
+import tempfile
+from pathlib import Path
 
 import torch
 import torch_pruning as tp
@@ -19,6 +22,7 @@ from torch import nn
 
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.structural import StructuralPruner
+from prunelab.training.deploy import export_onnx, onnx_latency_ms, onnx_session
 from prunelab.training.meter import latency_ms, layer_costs
 
 SHAPE = (3, 224, 224)
@@ -44,6 +48,18 @@ def interleaved_ms(a: nn.Module, b: nn.Module, x: torch.Tensor, repeats: int, wa
     return median([t for t, _ in times]), median([t for _, t in times])
 
 
+def onnx_ms(models: tuple[nn.Module, nn.Module], x: torch.Tensor, threads: int, repeats: int,
+            warmup: int) -> tuple[float, float]:
+    """Median ONNX Runtime times of both models over `x`, alternating as `interleaved_ms` does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = [onnx_session(export_onnx(m, SHAPE, Path(tmp) / f"{i}.onnx"), threads)
+                    for i, m in enumerate(models)]
+        for session in sessions:
+            onnx_latency_ms(session, x, 1, warmup)
+        times = [tuple(onnx_latency_ms(s, x, 1, 0) for s in sessions) for _ in range(repeats)]
+    return median([t for t, _ in times]), median([t for _, t in times])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -54,8 +70,9 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} alternating "
           f"passes after {args.warmup} warm-up passes\n")
-    print("| model | batch | dense ms | pruned ms | measured speedup | MAC reduction | params reduction |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| model | batch | dense ms | pruned ms | measured speedup | ONNX Runtime dense ms | pruned ms | speedup "
+          "| MAC reduction | params reduction |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for arch in ("resnet18", "mobilenet_v2"):
         dense = torchvision.models.get_model(arch, weights=None).eval()
         pruned = prune_half(dense).eval()
@@ -64,7 +81,9 @@ def main() -> None:
         for batch_size in (1, 32):
             x = torch.randn(batch_size, *SHAPE)
             dense_ms, pruned_ms = interleaved_ms(dense, pruned, x, args.repeats, args.warmup)
+            ort_dense, ort_pruned = onnx_ms((dense, pruned), x, args.threads, args.repeats, args.warmup)
             print(f"| {arch} | {batch_size} | {dense_ms:.1f} | {pruned_ms:.1f} | {dense_ms / pruned_ms:.2f}x "
+                  f"| {ort_dense:.1f} | {ort_pruned:.1f} | {ort_dense / ort_pruned:.2f}x "
                   f"| {mac_ratio:.2f}x | {param_ratio:.2f}x |", flush=True)
 
 
