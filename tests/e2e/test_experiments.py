@@ -6,9 +6,10 @@ import pytest
 from experiments import analyse
 from tests.helpers import compose_config, options, run
 
-# The presets' MNIST swapped for the bundled 8x8 digits, one epoch per stage, no logger.
-TINY_DATA = ["dataset=digits", "~dataset.data_dir", "~dataset.download", "logger=none",
-             "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
+# The presets' data sets swapped for the bundled 8x8 digits, one epoch per stage, no logger; the keys a
+# preset sets on its data set (MNIST's data_dir, CIFAR's limit) are dropped, as digits has none of them.
+TINY_DATA = ["dataset=digits", "logger=none", "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
+DIGITS_KEYS = set(compose_config("dataset=digits").dataset)
 
 # What each preset promises at its last stage: the fraction of every layer's weights kept.
 LAST_DENSITIES = {
@@ -19,9 +20,11 @@ LAST_DENSITIES = {
 
 
 def tiny(name: str, *extra: str):
-    cfg = compose_config(f"+experiment={name}", *TINY_DATA, *extra)
+    preset_keys = [f"~dataset.{key}" for key in compose_config(f"+experiment={name}", "dataset=digits").dataset
+                   if key not in DIGITS_KEYS]
+    cfg = compose_config(f"+experiment={name}", *TINY_DATA, *preset_keys, *extra)
     if cfg.schedule.pretrain_epochs:
-        cfg = compose_config(f"+experiment={name}", *TINY_DATA, "schedule.pretrain_epochs=1", *extra)
+        cfg = compose_config(f"+experiment={name}", *TINY_DATA, *preset_keys, "schedule.pretrain_epochs=1", *extra)
     return cfg
 
 
@@ -49,10 +52,15 @@ def test_every_experiment_preset_runs_end_to_end(name, request, tmp_path):
         assert kept == pytest.approx(LAST_DENSITIES[name], abs=2e-3)
 
 
-def test_presets_read_real_mnist_from_the_shared_data_by_default():
+def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
+    monkeypatch.setenv("PRUNELAB_DATA", "/shared/data")
     for name in options("experiment"):
-        cfg = compose_config(f"+experiment={name}")
-        assert cfg.dataset.name == "mnist" and cfg.dataset.download is False
+        dataset = compose_config(f"+experiment={name}").dataset
+        if dataset.name == "cifar10_jpeg":
+            assert dataset.root == "/shared/data/CIFAR-10-images/train"
+            assert dataset.test_root == "/shared/data/CIFAR-10-images/test"
+        else:
+            assert dataset.name == "mnist" and dataset.download is False and dataset.data_dir == "/shared/data"
 
 
 def rows(method, seed, targets, accs, schedule="iterative", **columns):
@@ -91,3 +99,18 @@ def test_analysis_of_the_tiny_lottery_run_writes_its_figure(ticket, tmp_path, ca
     analyse.main(["lottery", str(ticket.parent), "--figure", str(tmp_path / "lottery.png")])
     out = capsys.readouterr().out
     assert "ticket >= dense at ~21%" in out and (tmp_path / "lottery.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("l1_acc, passes", [(0.905, True), (0.895, False)])
+def test_cifar_families_criteria_compare_at_the_highest_target_and_l1_filter_with_dense(l1_acc, passes):
+    targets, speedup = [0.3, 0.8], [1.0, 2.0, 20.0]
+    runs = pd.concat([
+        rows(m, s, targets, accs, theoretical_speedup=speedup, acc_before_ft=accs)
+        for s in (0, 1) for m, accs in [("random", [0.91, 0.90, 0.60]), ("magnitude", [0.91, 0.91, 0.88]),
+                                       ("l1_filter", [0.91, l1_acc, 0.50])]
+    ], ignore_index=True)
+    magnitude_wins, l1_keeps = analyse.cifar_families(runs, pd.DataFrame())
+    assert magnitude_wins.passed and "random 60.00 ± 0.00%" in magnitude_wins.value
+    assert l1_keeps.passed is passes and "2.00x fewer MACs" in l1_keeps.value
+    table = analyse.cifar_families_table(runs)
+    assert table.loc[("l1_filter", 0.8), "test_acc"] == "50.00 ± 0.00" and table["n"].eq(2).all()
