@@ -163,8 +163,36 @@ def liu2019(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
     ]
 
 
+
+def cifar_families(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Magnitude beats random at the highest target; L1 filter pruning at 30% of the channels (about 2x fewer
+    MACs) stays within 1 point of dense (Li et al. 2017: ResNet-56 pruned-B level with dense at 1.38x)."""
+    d = dense(runs)["test_acc"].groupby(level="seed").first()
+    unstructured = runs[runs["method"].isin(["magnitude", "random"])]
+    top = unstructured["target_sparsity"].max()
+    acc = {m: at_target(unstructured[unstructured["method"] == m], top)["test_acc"] for m in ("magnitude", "random")}
+    l1 = at_target(runs[runs["method"] == "l1_filter"], 0.3)
+    gap = l1["test_acc"] - d
+    return [
+        Check(f"magnitude beats random at {100 * top:.0f}%", f"magnitude {mean_std(acc['magnitude'])}%, random "
+              f"{mean_std(acc['random'])}%", acc["magnitude"].mean() > acc["random"].mean()),
+        Check("L1 filter at 30% of the channels within 1 point of dense",
+              f"dense {mean_std(d)}%, L1 filter {mean_std(l1['test_acc'])}% ({mean_std(gap)} points) at "
+              f"{l1['theoretical_speedup'].mean():.2f}x fewer MACs", gap.mean() >= -0.01),
+    ]
+
+
+def cifar_families_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy (%) and theoretical speedup per method and target, mean ± std over seeds."""
+    cells = runs.groupby(["method", "target_sparsity"], sort=False)
+    return pd.DataFrame({"n": cells["seed"].nunique(), "test_acc": cells["test_acc"].agg(mean_std),
+                         "acc_before_ft": cells["acc_before_ft"].agg(mean_std),
+                         "speedup": cells["theoretical_speedup"].mean().round(2)})
+
+
 EXPERIMENTS = {"han2015": han2015, "snip2019": snip2019, "lottery": lottery, "layer_collapse": layer_collapse,
-               "rigl2020": rigl2020, "liu2019": liu2019}
+               "rigl2020": rigl2020, "liu2019": liu2019, "cifar_families": cifar_families}
+TABLES = {"cifar_families": cifar_families_table}
 
 
 def figure_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -188,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.experiment}: {', '.join(f'{m} ({s}) n={n}' for (m, s), n in seeds.items())}")
     for check in EXPERIMENTS[args.experiment](sweep.runs, sweep.layers):
         print(f"  {'pass' if check.passed else 'FAIL'}  {check.criterion}: {check.value}")
+    if args.experiment in TABLES:
+        print(TABLES[args.experiment](sweep.runs).to_string())
     if args.figure:
         compare.plot_comparison(figure_table(sweep.runs)).savefig(args.figure, dpi=120)
         print(f"  figure: {args.figure}")

@@ -7,12 +7,12 @@ from omegaconf import OmegaConf
 from experiments import analyse
 from tests.helpers import CONF, compose_config, options, run, widths
 
-# The presets' MNIST swapped for the bundled 8x8 digits, one epoch per stage, no logger.
-TINY_DATA = ["dataset=digits", "~dataset.data_dir", "~dataset.download", "logger=none",
-             "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
+# The presets' data sets swapped for the bundled 8x8 digits, one epoch per stage, no logger; the keys a
+# preset sets on its data set (MNIST's data_dir, CIFAR's limit) are dropped.
+TINY_DATA = ["dataset=digits", "logger=none", "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
 # Models that need more than 8x8 pixels get synthetic images of MNIST's shape instead.
-MNIST_SHAPED = ["dataset=synthetic", "~dataset.data_dir", "~dataset.download", "dataset.input_shape=[1,28,28]",
-                "dataset.num_samples=256", "dataset.num_test=64", *TINY_DATA[3:]]
+MNIST_SHAPED = ["dataset=synthetic", "dataset.input_shape=[1,28,28]", "dataset.num_samples=256",
+                "dataset.num_test=64", *TINY_DATA[1:]]
 NEEDS_28 = {"lenet5"}
 
 # What each preset promises at its last stage: the fraction of every layer's weights kept.
@@ -28,10 +28,13 @@ LAST_WIDTHS = {"liu2019": [10, 25, 250, 10]}  # half of LeNet-5's 20 / 50 / 500 
 
 
 def tiny(name: str, *extra: str):
-    data = MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28 else TINY_DATA
-    cfg = compose_config(f"+experiment={name}", *data, *extra)
-    if cfg.schedule.pretrain_epochs:
-        cfg = compose_config(f"+experiment={name}", *data, "schedule.pretrain_epochs=1", *extra)
+# The presets' data sets swapped for the bundled 8x8 digits, one epoch per stage, no logger; the keys a
+# preset sets on its data set (MNIST's data_dir, CIFAR's limit) are dropped.
+TINY_DATA = ["dataset=digits", "logger=none", "trainer.enable_progress_bar=false", "schedule.finetune_epochs=1"]
+# Models that need more than 8x8 pixels get synthetic images of MNIST's shape instead.
+MNIST_SHAPED = ["dataset=synthetic", "dataset.input_shape=[1,28,28]", "dataset.num_samples=256",
+                "dataset.num_test=64", *TINY_DATA[1:]]
+NEEDS_28 = {"lenet5"}
     return cfg
 
 
@@ -49,15 +52,13 @@ def ticket(tmp_path_factory):
     return out / "masks.pt"
 
 
-PRESET_RUNS = [(name, retrain) for name in options("experiment") for retrain in swept_retraining(name)]
-
-
-@pytest.mark.parametrize("name, retrain", PRESET_RUNS, ids=[n if r is None else f"{n}-{r}" for n, r in PRESET_RUNS])
-def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_path):
-    extra = [f"schedule.retrain={retrain}"] if retrain else []
-    if OmegaConf.select(tiny(name), "pruning.criterion._target_", default="").endswith("TicketMasks"):
-        extra.append(f"pruning.criterion.path={request.getfixturevalue('ticket')}")
-    cfg = tiny(name, *extra)
+    data = MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28 else TINY_DATA
+    own = set(compose_config(data[0]).dataset)
+    preset_keys = [f"~dataset.{key}" for key in compose_config(f"+experiment={name}", data[0]).dataset
+                   if key not in own]
+    cfg = compose_config(f"+experiment={name}", *data, *preset_keys, *extra)
+    if cfg.schedule.pretrain_epochs:
+        cfg = compose_config(f"+experiment={name}", *data, *preset_keys, "schedule.pretrain_epochs=1", *extra)
     out = run(cfg, tmp_path)
     rows = out.results
     assert rows["stage"].tolist() == list(range(len(cfg.schedule.targets) + 1))
@@ -80,10 +81,15 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
         assert kept == pytest.approx(LAST_DENSITIES[name], abs=2e-3)
 
 
-def test_presets_read_real_mnist_from_the_shared_data_by_default():
+def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
+    monkeypatch.setenv("PRUNELAB_DATA", "/shared/data")
     for name in options("experiment"):
-        cfg = compose_config(f"+experiment={name}")
-        assert cfg.dataset.name == "mnist" and cfg.dataset.download is False
+        dataset = compose_config(f"+experiment={name}").dataset
+        if dataset.name == "cifar10_jpeg":
+            assert dataset.root == "/shared/data/CIFAR-10-images/train"
+            assert dataset.test_root == "/shared/data/CIFAR-10-images/test"
+        else:
+            assert dataset.name == "mnist" and dataset.download is False and dataset.data_dir == "/shared/data"
 
 
 def rows(method, seed, targets, accs, schedule="iterative", retrain="finetune", **columns):
@@ -160,3 +166,18 @@ def test_analysis_of_the_tiny_lottery_run_writes_its_figure(ticket, tmp_path, ca
     analyse.main(["lottery", str(ticket.parent), "--figure", str(tmp_path / "lottery.png")])
     out = capsys.readouterr().out
     assert "ticket >= dense at ~21%" in out and (tmp_path / "lottery.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("l1_acc, passes", [(0.905, True), (0.895, False)])
+def test_cifar_families_criteria_compare_at_the_highest_target_and_l1_filter_with_dense(l1_acc, passes):
+    targets, speedup = [0.3, 0.8], [1.0, 2.0, 20.0]
+    runs = pd.concat([
+        rows(m, s, targets, accs, theoretical_speedup=speedup, acc_before_ft=accs)
+        for s in (0, 1) for m, accs in [("random", [0.91, 0.90, 0.60]), ("magnitude", [0.91, 0.91, 0.88]),
+                                       ("l1_filter", [0.91, l1_acc, 0.50])]
+    ], ignore_index=True)
+    magnitude_wins, l1_keeps = analyse.cifar_families(runs, pd.DataFrame())
+    assert magnitude_wins.passed and "random 60.00 ± 0.00%" in magnitude_wins.value
+    assert l1_keeps.passed is passes and "2.00x fewer MACs" in l1_keeps.value
+    table = analyse.cifar_families_table(runs)
+    assert table.loc[("l1_filter", 0.8), "test_acc"] == "50.00 ± 0.00" and table["n"].eq(2).all()
