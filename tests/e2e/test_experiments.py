@@ -53,13 +53,15 @@ def ticket(tmp_path_factory):
     return out / "masks.pt"
 
 
-    data = MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28 else TINY_DATA
-    own = set(compose_config(data[0]).dataset)
-    preset_keys = [f"~dataset.{key}" for key in compose_config(f"+experiment={name}", data[0]).dataset
-                   if key not in own]
-    cfg = compose_config(f"+experiment={name}", *data, *preset_keys, *extra)
-    if cfg.schedule.pretrain_epochs:
-        cfg = compose_config(f"+experiment={name}", *data, *preset_keys, "schedule.pretrain_epochs=1", *extra)
+PRESET_RUNS = [(name, retrain) for name in options("experiment") for retrain in swept_retraining(name)]
+
+
+@pytest.mark.parametrize("name, retrain", PRESET_RUNS, ids=[n if r is None else f"{n}-{r}" for n, r in PRESET_RUNS])
+def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_path):
+    extra = [f"schedule.retrain={retrain}"] if retrain else []
+    if OmegaConf.select(tiny(name), "pruning.criterion._target_", default="").endswith("TicketMasks"):
+        extra.append(f"pruning.criterion.path={request.getfixturevalue('ticket')}")
+    cfg = tiny(name, *extra)
     out = run(cfg, tmp_path)
     rows = out.results
     assert rows["stage"].tolist() == list(range(len(cfg.schedule.targets) + 1))
