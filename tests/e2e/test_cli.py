@@ -18,10 +18,10 @@ def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
     "args, setting",
     [
         (["schedule.targets=[0.5,1.2]"], "schedule.targets"),
-        (["schedule.targets=[0.9,0.5]"], "schedule.targets"),
-        (["pruning.exclude=[*]"], "pruning.exclude"),
+        pytest.param(["schedule.targets=[0.9,0.5]"], "schedule.targets", marks=pytest.mark.slow),
+        pytest.param(["pruning.exclude=[*]"], "pruning.exclude", marks=pytest.mark.slow),
         (["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere"),
-        (["model=lenet5"], "model"),
+        pytest.param(["model=lenet5"], "model", marks=pytest.mark.slow),  # each case starts the command: ~8 s
     ],
 )
 def test_cli_bad_input_gives_one_clear_line_and_no_traceback(args, setting, tmp_path):

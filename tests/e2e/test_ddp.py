@@ -4,6 +4,7 @@ import socket
 from contextlib import nullcontext
 from unittest import mock
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -49,6 +50,7 @@ def rank_masks(rank: int, world: int, port: int, nodes: dict, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_every_rank_prunes_the_same_weights(tmp_path):
     nodes = {m: OmegaConf.to_container(compose_config(f"pruning={m}").pruning, resolve=True) for m in METHODS}
     mp.spawn(rank_masks, args=(2, free_port(), nodes, str(tmp_path)), nprocs=2, join=True)

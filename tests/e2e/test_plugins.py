@@ -35,7 +35,8 @@ def user_folder(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"), ("row_norm", "structural")])
+@pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"),
+                                            pytest.param("row_norm", "structural", marks=pytest.mark.slow)])
 def test_own_method_model_and_data_run_through_the_cli(method, family, user_folder, tmp_path):
     args = example_commands(DOC.read_text())[method]
     proc = cli(*args, *TINY, "schedule.targets=[0.5]", f"hydra.run.dir={tmp_path / 'job'}", cwd=user_folder,

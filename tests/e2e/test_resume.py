@@ -80,6 +80,7 @@ def last_epoch(run_dirs) -> int:
     return 0
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_sigkill_in_the_middle_of_fine_tuning_then_the_same_command_finishes_the_same_run(reference, tmp_path):
     store, args = tmp_path / "store", [*SHORT, "hydra.run.dir=."]
     (tmp_path / "first").mkdir()

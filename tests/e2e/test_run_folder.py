@@ -6,6 +6,7 @@ import logging
 from importlib import metadata
 
 import pandas as pd
+import pytest
 
 from prunelab.config import build
 from prunelab.paths import RunPaths
@@ -17,6 +18,7 @@ from tests.helpers import MICRO, TIMES, cli, compose_config, run
 GRID = ["pruning=magnitude,random"]
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_two_identical_sweeps_started_at_once_run_every_run_once(tmp_path):
     store = tmp_path / "store"
     procs = {name: cli("-m", *MICRO, *GRID, f"hydra.sweep.dir={tmp_path / name}", cwd=tmp_path, store=store)

@@ -54,6 +54,7 @@ def test_parallel_jobs_share_one_dense_model_and_a_rerun_skips_all_four(tmp_path
         assert (job.parent / "results.csv").read_text() == (first_job / "results.csv").read_text()
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_failing_jobs_cost_only_themselves_and_the_sweep_reports_them_and_exits_non_zero(tmp_path):
     grid = ["pruning._target_=prunelab.pruning.UnstructuredPruner,tests.helpers.NaNPruner",
             "schedule.targets=[0.5],[1.5]"]
@@ -71,6 +72,7 @@ def test_failing_jobs_cost_only_themselves_and_the_sweep_reports_them_and_exits_
     assert [s.get("skipped", False) for s in statuses] == [True, False, False, False]
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_a_submitit_local_multirun_completes(tmp_path):
     proc, statuses = sweep(tmp_path, "sweep", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=15",
                            "pruning=magnitude,random")
@@ -78,6 +80,7 @@ def test_a_submitit_local_multirun_completes(tmp_path):
     assert [s["status"] for s in statuses] == ["done", "done"] and dense_trainings(tmp_path) == 1
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 def test_the_optuna_sweeper_tunes_fine_tuning_and_reports_the_best_trial(tmp_path):
     proc, statuses = sweep(tmp_path, "sweep", "hydra/sweeper=finetune", "hydra.sweeper.n_trials=2")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -20,6 +20,7 @@ RUNS = [(f"schedule={s}", *FITS.get(s, [])) for s in options("schedule")] + [
 ]
 
 
+@pytest.mark.slow  # a multirun or CLI subprocesses: the slow suite (pytest -m slow) runs it
 @pytest.mark.parametrize("overrides", RUNS, ids=" ".join)
 def test_the_option_runs_through_the_cli_and_writes_a_full_curve(overrides, tmp_path):
     proc = cli(*TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, store=tmp_path / "store")
