@@ -17,7 +17,7 @@ def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "args, setting",
     [
-        (["schedule.targets=[0.5,1.2]"], "schedule.targets"),
+        pytest.param(["schedule.targets=[0.5,1.2]"], "schedule.targets", marks=pytest.mark.slow),
         pytest.param(["schedule.targets=[0.9,0.5]"], "schedule.targets", marks=pytest.mark.slow),
         pytest.param(["pruning.exclude=[*]"], "pruning.exclude", marks=pytest.mark.slow),
         (["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere"),

@@ -34,6 +34,7 @@ def multirun(tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_multirun_writes_the_comparison_files(multirun):
     assert {"comparison.png", "comparison.csv", "comparison.md"} <= {p.name for p in multirun.iterdir()}
     table = pd.read_csv(multirun / "comparison.csv")
@@ -50,6 +51,7 @@ def test_multirun_writes_the_comparison_files(multirun):
     assert "| magnitude | magnitude | 2 |" in (multirun / "comparison.md").read_text()
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
     stored = [Path(json.loads((job / "status.json").read_text())["run_dir"]) for job in multirun.glob("*_s*")]
     runs = [wandb_run_file(d) for run_dir in stored for d in wandb_run_dirs(run_dir)]
@@ -69,6 +71,7 @@ def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
         expected["test_acc_mean"].tolist())
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_report_combines_two_multirun_directories(multirun, tmp_path):
     other = write_sweep(tmp_path / "other", {"taylor": [0.95, 0.9, 0.8]}, family="gradient")
     report.main([str(multirun), str(other), "--out", str(tmp_path / "out")])

@@ -26,9 +26,10 @@ def store_under_a_file(tmp_path) -> list[str]:
 
 @pytest.mark.parametrize("args, given, setting, says", [
     (["trainer.accelerator=tpuu"], nothing, "trainer.accelerator", "rejected by Lightning"),
-    (["+metrics.latency_batches=2"], nothing, "metrics.latency_batches", "is not a setting of"),
+    pytest.param(["+metrics.latency_batches=2"], nothing, "metrics.latency_batches", "is not a setting of",
+                 marks=pytest.mark.slow),  # each case starts the command: ~9 s
     ([], truncated_dense, "dense_checkpoint", "is damaged"),
-    ([], store_under_a_file, "store_dir", "cannot write"),
+    pytest.param([], store_under_a_file, "store_dir", "cannot write", marks=pytest.mark.slow),
 ], ids=["lightning_rejects", "nothing_reads", "damaged_file", "store_unwritable"])
 def test_each_class_of_mistake_gets_one_line_and_exit_2_before_training(args, given, setting, says, tmp_path):
     proc = cli(*MICRO, *args, *given(tmp_path), f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path,

@@ -53,10 +53,13 @@ def ticket(tmp_path_factory):
     return out / "masks.pt"
 
 
-PRESET_RUNS = [(name, retrain) for name in options("experiment") for retrain in swept_retraining(name)]
+SLOW_PRESETS = {"cifar_families", "lottery_reinit"}  # a ResNet-20, a second lottery run: the slow suite
+PRESET_RUNS = [pytest.param(name, retrain, id=name if retrain is None else f"{name}-{retrain}",
+                            marks=[pytest.mark.slow] if name in SLOW_PRESETS else [])
+               for name in options("experiment") for retrain in swept_retraining(name)]
 
 
-@pytest.mark.parametrize("name, retrain", PRESET_RUNS, ids=[n if r is None else f"{n}-{r}" for n, r in PRESET_RUNS])
+@pytest.mark.parametrize("name, retrain", PRESET_RUNS)
 def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_path):
     extra = [f"schedule.retrain={retrain}"] if retrain else []
     if OmegaConf.select(tiny(name), "pruning.criterion._target_", default="").endswith("TicketMasks"):

@@ -35,6 +35,7 @@ def user_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 @pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"),
                                             pytest.param("row_norm", "structural", marks=pytest.mark.slow)])
 def test_own_method_model_and_data_run_through_the_cli(method, family, user_folder, tmp_path):
@@ -50,6 +51,7 @@ def test_own_method_model_and_data_run_through_the_cli(method, family, user_fold
     assert gather([tmp_path / "job"]).runs["family"].eq(family).all()
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_own_target_that_does_not_import_is_one_line_naming_the_module(user_folder, tmp_path):
     proc = cli(*example_commands(DOC.read_text())["grad_magnitude"], *TINY, "pruning.criterion._target_=my_method.X",
                f"hydra.run.dir={tmp_path}", cwd=user_folder, store=tmp_path / "store")

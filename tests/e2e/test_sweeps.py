@@ -38,6 +38,7 @@ def test_the_run_folder_depends_on_exactly_the_settings_that_determine_results()
         assert run_dir(other) != base, other
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_parallel_jobs_share_one_dense_model_and_a_rerun_skips_all_four(tmp_path):
     grid = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "pruning=magnitude,random", "schedule=iterative,oneshot"]
     first, statuses = sweep(tmp_path, "first", *grid)

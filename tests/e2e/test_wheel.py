@@ -7,10 +7,12 @@ import sys
 import zipfile
 
 import pandas as pd
+import pytest
 
 from tests.helpers import ROOT, TINY
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_an_installed_wheel_composes_and_runs_a_tiny_run(tmp_path):
     dist, venv = tmp_path / "dist", tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),

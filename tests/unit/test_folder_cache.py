@@ -214,6 +214,7 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_cli_trains_on_a_cached_jpeg_folder(tmp_path):
     root = write_folder(tmp_path / "data", classes=2, per_class=24, size=(32, 32))
     run_cli("dataset=cifar10_jpeg", "model=resnet20", "dataset.num_classes=2", f"dataset.root={root}",
