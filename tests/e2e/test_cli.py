@@ -20,7 +20,8 @@ def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
         pytest.param(["schedule.targets=[0.5,1.2]"], "schedule.targets", marks=pytest.mark.slow),
         pytest.param(["schedule.targets=[0.9,0.5]"], "schedule.targets", marks=pytest.mark.slow),
         pytest.param(["pruning.exclude=[*]"], "pruning.exclude", marks=pytest.mark.slow),
-        (["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere"),
+        pytest.param(["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere",
+                     marks=pytest.mark.slow),
         pytest.param(["model=lenet5"], "model", marks=pytest.mark.slow),  # each case starts the command: ~8 s
     ],
 )

@@ -25,7 +25,8 @@ def store_under_a_file(tmp_path) -> list[str]:
 
 
 @pytest.mark.parametrize("args, given, setting, says", [
-    (["trainer.accelerator=tpuu"], nothing, "trainer.accelerator", "rejected by Lightning"),
+    pytest.param(["trainer.accelerator=tpuu"], nothing, "trainer.accelerator", "rejected by Lightning",
+                 marks=pytest.mark.slow),
     pytest.param(["+metrics.latency_batches=2"], nothing, "metrics.latency_batches", "is not a setting of",
                  marks=pytest.mark.slow),  # each case starts the command: ~9 s
     ([], truncated_dense, "dense_checkpoint", "is damaged"),

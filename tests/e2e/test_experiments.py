@@ -54,8 +54,9 @@ def ticket(tmp_path_factory):
 
 
 SLOW_PRESETS = {"cifar_families", "lottery_reinit"}  # a ResNet-20, a second lottery run: the slow suite
+SLOW_RETRAINING = {"finetune", "scratch_e"}  # of a preset that sweeps its retraining, scratch_b runs in the fast suite
 PRESET_RUNS = [pytest.param(name, retrain, id=name if retrain is None else f"{name}-{retrain}",
-                            marks=[pytest.mark.slow] if name in SLOW_PRESETS else [])
+                            marks=[pytest.mark.slow] if name in SLOW_PRESETS or retrain in SLOW_RETRAINING else [])
                for name in options("experiment") for retrain in swept_retraining(name)]
 
 
