@@ -35,7 +35,6 @@ def user_folder(tmp_path_factory):
     return folder
 
 
-@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 @pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"),
                                             pytest.param("row_norm", "structural", marks=pytest.mark.slow)])
 def test_own_method_model_and_data_run_through_the_cli(method, family, user_folder, tmp_path):
