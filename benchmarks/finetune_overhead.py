@@ -13,6 +13,7 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch.nn.functional as F
@@ -86,6 +87,20 @@ def plain_epoch(model, optimizer, batches) -> None:
         optimizer.step()
 
 
+def print_epochs(name: str, width: int, cfg, epochs: int, repeats: int, plain: Callable) -> None:
+    """One table row: median seconds per epoch of `plain(cfg, epochs)` (a plain loop), prunelab's dense and
+    90%-sparse epochs, and their ratios, over `repeats` runs."""
+    plain_s, dense, sparse = [], [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            d, s = prunelab_epochs(cfg, Path(tmp), epochs)
+        dense += d
+        sparse += s
+        plain_s += plain(cfg, epochs)
+    p, d, s = median(plain_s), median(dense), median(sparse)
+    print(f"{name:{width}} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -105,15 +120,7 @@ def main() -> None:
             continue
         cfg = config(*overrides, "logger=none", f"schedule.pretrain_epochs={args.epochs}",
                      f"schedule.finetune_epochs={args.epochs + 1}", "schedule.targets=[0.9]")
-        plain, dense, sparse = [], [], []
-        for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                d, s = prunelab_epochs(cfg, Path(tmp), args.epochs)
-            dense += d
-            sparse += s
-            plain += plain_epochs(cfg, args.epochs)
-        p, d, s = median(plain), median(dense), median(sparse)
-        print(f"{name:32} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
+        print_epochs(name, 32, cfg, args.epochs, args.repeats, plain_epochs)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import config, median, prepared
-from finetune_overhead import SHARED_DATA, prunelab_epochs
+from common import config, prepared
+from finetune_overhead import SHARED_DATA, print_epochs
 
 from prunelab.data.augment import random_crop_flip
 from prunelab.seeds import augment_generator
@@ -84,15 +84,8 @@ def main() -> None:
     print(f"{'model':10} {'plain s/epoch':>14} {'prunelab dense':>15} {'ratio':>6} {'90% sparse':>11} {'ratio':>6}")
     for model in args.models.split(","):
         cfg = config(*overrides(model, args))
-        plain, dense, sparse = [], [], []
-        for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                d, s = prunelab_epochs(cfg, Path(tmp), args.epochs)
-            dense += d
-            sparse += s
-            plain += plain_epochs(cfg, args.epochs, args.precision)
-        p, d, s = median(plain), median(dense), median(sparse)
-        print(f"{model:10} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
+        print_epochs(model, 10, cfg, args.epochs, args.repeats,
+                     lambda c, epochs: plain_epochs(c, epochs, args.precision))
 
 
 if __name__ == "__main__":
