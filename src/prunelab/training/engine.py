@@ -237,8 +237,7 @@ class StageEngine:
         checkpoint's weights fit it: one-shot keeps the dense weights to prune from, removed channels go again."""
         self.load_state_dict(state)
         if self.state.dense_state is not None:
-            self._dense_model = copy.deepcopy(model)
-            self._dense_model.load_state_dict(self.state.dense_state)
+            self._keep_dense(model)
         if self.state.removal:
             example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
             self.pruner.replay(model, self.state.removal, example)
@@ -247,13 +246,18 @@ class StageEngine:
     def _stage_has_row(self) -> bool:
         return any(r["stage"] == self.state.stage for r in self.state.rows)
 
+    def _keep_dense(self, model: nn.Module) -> None:
+        """Keep a copy of `model` to prune every one-shot stage from; a resumed run's copy gets the dense
+        weights its checkpoint holds."""
+        self._dense_model = copy.deepcopy(model)
+        if self.state.dense_state is not None:
+            self._dense_model.load_state_dict(self.state.dense_state)
+
     def _begin_stage(self, stage: int, host: Host, step: int) -> None:
         state = self.state
         if not self.schedule.cumulative:  # one-shot: every stage prunes the dense model
             if self._dense_model is None:
-                self._dense_model = copy.deepcopy(host.model)
-                if state.dense_state is not None:  # resumed: the checkpoint holds the dense weights
-                    self._dense_model.load_state_dict(state.dense_state)
+                self._keep_dense(host.model)
             host.model = restore_dense(host.model, self._dense_model)
             state.masks = None
         params = self.pruner.parameters(host.model)
