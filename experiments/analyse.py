@@ -165,8 +165,9 @@ def liu2019(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
 
 
 def cifar_families(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
-    """Magnitude beats random at the highest target; L1 filter pruning at 30% of the channels (about 2x fewer
-    MACs) stays within 1 point of dense (Li et al. 2017: ResNet-56 pruned-B level with dense at 1.38x)."""
+    """Magnitude beats random at the highest target; L1 filter pruning at 30% of the channels (about 2.1x fewer
+    MACs) stays within 1 point of dense (ResNet-56: Li et al. 2017 pruned-B level with dense at 1.38x;
+    DepGraph's L1 pruner 0.60 point below dense at 2.12x)."""
     d = dense(runs)["test_acc"].groupby(level="seed").first()
     unstructured = runs[runs["method"].isin(["magnitude", "random"])]
     top = unstructured["target_sparsity"].max()
