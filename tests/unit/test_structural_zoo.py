@@ -22,7 +22,7 @@ from tests.structural_zoo import ZOO, sweep_one
 REFUSED_MODELS = {
     **{f"shufflenet_v2_{w}": "channel shuffle" for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
     **{f"swin_{v}": "shifted-window" for v in ("t", "s", "b", "v2_t", "v2_s", "v2_b")},
-    "regnet_y_128gf": "parameters", "vit_h_14": "parameters",
+    "maxvit_t": "relative position bias", "regnet_y_128gf": "parameters", "vit_h_14": "parameters",
 }
 
 
@@ -30,7 +30,7 @@ def test_a_refused_family_is_named_with_why_and_what_to_use():
     with pytest.raises(ConfigError) as err:
         StructuralPruner(lambda group: None).parameters(torchvision.models.shufflenet_v2_x0_5(num_classes=10))
     assert err.value.setting == "model" and "channel shuffle" in err.value.problem
-    assert "pruning=magnitude" in err.value.fix and set(REFUSED) == {"ShuffleNetV2", "SwinTransformer"}
+    assert "pruning=magnitude" in err.value.fix and set(REFUSED) == {"ShuffleNetV2", "SwinTransformer", "MaxVit"}
 
 
 def test_a_giant_model_is_refused_for_its_size():
