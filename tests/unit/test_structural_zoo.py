@@ -51,10 +51,11 @@ def test_a_slow_step_says_so_while_it_runs_and_a_fast_one_does_not(caplog):
 
 
 def measured() -> list[str]:
-    """The models docs/structural_zoo.md records an outcome for (the rest are listed as not measured yet)."""
+    """The models docs/structural_zoo.md records an outcome for (all 80 since the second sweep; a swin_t row
+    reads `refused (measured: failed)`: it failed before its family was refused)."""
     rows = [line.split("|")[1:3] for line in (ROOT / "docs" / "structural_zoo.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| model")]
-    return [name.strip() for name, outcome in rows if outcome.strip() in ("pruned", "refused")]
+    return [name.strip() for name, outcome in rows if outcome.strip().startswith(("pruned", "refused"))]
 
 
 @pytest.mark.slow
