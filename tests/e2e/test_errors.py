@@ -1,11 +1,16 @@
 """One mistake of each class through the command: one line naming the setting and the fix, exit 2, no
 traceback, before training (tests/unit/test_config_errors.py covers each class in breadth)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from prunelab.models import LeNet5
-from tests.helpers import MICRO, cli
+from prunelab.paths import RunPaths
+from prunelab.runs.folder import write_status
+from prunelab.runs.job import execute
+from tests.helpers import MICRO, cli, compose_config
 
 
 def nothing(tmp_path) -> list[str]:
@@ -40,3 +45,34 @@ def test_each_class_of_mistake_gets_one_line_and_exit_2_before_training(args, gi
     assert proc.returncode == 2 and len(lines) == 1, err[-2000:]
     assert setting in lines[0] and says in lines[0] and "Fix:" in lines[0] and "Traceback" not in err
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("results.csv"))
+
+
+def damaged_results(folder: Path) -> str:
+    results = folder / "results.csv"
+    results.write_text(results.read_text()[:40] + '"\n')  # cut mid-row, with an open quote
+    return f"{results} is damaged"
+
+
+def damaged_checkpoint(folder: Path) -> str:
+    """An unfinished run (status running) whose last checkpoint was cut short."""
+    write_status(RunPaths(folder), {"status": "running"})
+    last = RunPaths(folder).last_checkpoint
+    last.parent.mkdir(exist_ok=True)
+    torch.save({"state_dict": LeNet5([1, 28, 28], 10).state_dict()}, last)
+    last.write_bytes(last.read_bytes()[:1000])
+    return f"{last} is damaged"
+
+
+@pytest.mark.slow  # a run, then the command: ~15 s
+@pytest.mark.parametrize("damage, fix", [(damaged_results, "rerun=true"), (damaged_checkpoint, "to restart the run")],
+                         ids=["results", "checkpoint"])
+def test_a_run_folder_with_a_damaged_file_names_it_and_how_to_recover(damage, fix, tmp_path):
+    config = [*MICRO, f"store_dir={tmp_path / 'store'}"]
+    execute(compose_config(*config), tmp_path / "first")
+    (folder,) = (tmp_path / "store" / "runs").glob("*")
+    says = damage(folder)
+    proc = cli(*config, f"hydra.run.dir={tmp_path / 'again'}", cwd=tmp_path)
+    _, err = proc.communicate(timeout=600)
+    lines = [line for line in err.splitlines() if line.startswith("prunelab: error: ")]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert says in lines[0] and "Fix: delete" in lines[0] and fix in lines[0], lines[0]

@@ -22,7 +22,7 @@ from tests.structural_zoo import ZOO, sweep_one
 REFUSED_MODELS = {
     **{f"shufflenet_v2_{w}": "channel shuffle" for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
     **{f"swin_{v}": "shifted-window" for v in ("t", "s", "b", "v2_t", "v2_s", "v2_b")},
-    "regnet_y_128gf": "parameters", "vit_h_14": "parameters",
+    "maxvit_t": "relative position bias", "regnet_y_128gf": "parameters", "vit_h_14": "parameters",
 }
 
 
@@ -30,7 +30,7 @@ def test_a_refused_family_is_named_with_why_and_what_to_use():
     with pytest.raises(ConfigError) as err:
         StructuralPruner(lambda group: None).parameters(torchvision.models.shufflenet_v2_x0_5(num_classes=10))
     assert err.value.setting == "model" and "channel shuffle" in err.value.problem
-    assert "pruning=magnitude" in err.value.fix and set(REFUSED) == {"ShuffleNetV2", "SwinTransformer"}
+    assert "pruning=magnitude" in err.value.fix and set(REFUSED) == {"ShuffleNetV2", "SwinTransformer", "MaxVit"}
 
 
 def test_a_giant_model_is_refused_for_its_size():
@@ -51,10 +51,11 @@ def test_a_slow_step_says_so_while_it_runs_and_a_fast_one_does_not(caplog):
 
 
 def measured() -> list[str]:
-    """The models docs/structural_zoo.md records an outcome for (the rest are listed as not measured yet)."""
+    """The models docs/structural_zoo.md records an outcome for (all 80 since the second sweep; a swin_t row
+    reads `refused (measured: failed)`: it failed before its family was refused)."""
     rows = [line.split("|")[1:3] for line in (ROOT / "docs" / "structural_zoo.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| model")]
-    return [name.strip() for name, outcome in rows if outcome.strip() in ("pruned", "refused")]
+    return [name.strip() for name, outcome in rows if outcome.strip().startswith(("pruned", "refused"))]
 
 
 @pytest.mark.slow
