@@ -10,7 +10,13 @@ from torch import nn
 from prunelab.errors import ConfigError
 from prunelab.runs.schemas import check
 from prunelab.training.module import ClassificationModule
-from tests.helpers import MICRO, assert_same_run, compose_config, run
+from tests.helpers import (
+    MICRO,
+    assert_same_run,
+    compose_config,
+    run,
+    structural_options,
+)
 
 
 def test_data_held_on_the_device_gives_the_same_run(tmp_path):
@@ -46,6 +52,15 @@ def test_a_channels_last_run_trains_channels_last_and_gives_the_same_curve(tmp_p
     weights = dict(nhwc.module.model.named_parameters())
     assert all(torch.equal(default.masks[n], m) for n, m in nhwc.masks.items())
     assert all(not weights[n][~m].any() for n, m in nhwc.masks.items())
+
+
+def test_layers_that_surgery_replaces_are_channels_last_too(tmp_path):
+    pruning = structural_options()[0]
+    out = run(compose_config(*MICRO, "model=digits_cnn", "dataset.input_shape=[3,8,8]", "store_dir=null",
+                             "save_model=false", f"pruning={pruning}", "channels_last=true"), tmp_path)
+    convs = [m.weight for m in out.module.model.modules() if isinstance(m, nn.Conv2d)]
+    assert out.results["sparsity"].tolist()[-1] > 0
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 
 def test_channels_last_must_be_true_or_false():
