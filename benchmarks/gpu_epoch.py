@@ -1,8 +1,10 @@
 """GPU path: a CIFAR ResNet-20/56 prunelab epoch (data held on the device, batches augmented there, bf16
-autocast) against a plain PyTorch loop with the same settings, and a 90%-sparse epoch against a dense one.
+autocast, channels_last) against a plain PyTorch loop with the same settings, and a 90%-sparse epoch against a
+dense one.
 
     python benchmarks/gpu_epoch.py [--repeats 5] [--epochs 2] [--models resnet20,resnet56] [--device cuda]
-                                   [--precision bf16-mixed] [--data cifar10|synthetic] [--samples 2560]
+                                   [--precision bf16-mixed] [--no-channels-last] [--data cifar10|synthetic]
+                                   [--samples 2560]
 
 CIFAR-10 is read from $PRUNELAB_DATA (else ../shared/data) without downloading; `--data synthetic` uses
 `--samples` random 3x32x32 images instead. Prints per-model medians of interleaved repetitions and the ratios.
@@ -24,13 +26,14 @@ from prunelab.seeds import augment_generator
 
 
 def overrides(model: str, args: argparse.Namespace) -> list[str]:
-    """The prunelab settings of one case: the model and data, where they run and at what precision."""
+    """The prunelab settings of one case: the model and data, where they run, at what precision and memory format."""
     data = (["dataset=cifar10", "dataset.download=false", f"dataset.data_dir={os.environ.get('PRUNELAB_DATA', SHARED_DATA)}"]
             if args.data == "cifar10" else
             ["dataset=synthetic", "dataset.input_shape=[3,32,32]", f"dataset.num_samples={args.samples}"])
     trainer = "gpu" if args.device.startswith("cuda") else "cpu"
     return [f"model={model}", *data, f"trainer={trainer}", f"++dataset.device={args.device}",
-            f"++trainer.precision={args.precision}", "logger=none", f"schedule.pretrain_epochs={args.epochs}",
+            f"++trainer.precision={args.precision}", f"channels_last={str(args.channels_last).lower()}",
+            "logger=none", f"schedule.pretrain_epochs={args.epochs}",
             f"schedule.finetune_epochs={args.epochs + 1}", "schedule.targets=[0.9]"]
 
 
@@ -40,13 +43,15 @@ def sync(device: torch.device) -> None:
 
 
 def plain_epochs(cfg, epochs: int, precision: str) -> list[float]:
-    """Seconds per epoch of a plain loop over the run's model, data (on its device), augmentation and optimizer."""
+    """Seconds per epoch of a plain loop over the run's model, data (on its device), augmentation, memory format
+    and optimizer."""
     with tempfile.TemporaryDirectory() as tmp:
         parts = prepared(cfg, Path(tmp))
     dm = parts.datamodule
     dm.setup("fit")
     device = torch.device(dm.device)
-    model = parts.module.model.to(device)
+    model = parts.module.model.to(device)  # channels_last already if cfg.channels_last
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     optimizer = parts.module.optimizer_factory(model.parameters())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
     augment, drawn, times = getattr(dm, "augment", False), 0, []
@@ -60,6 +65,7 @@ def plain_epochs(cfg, epochs: int, precision: str) -> list[float]:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment:
                 x, drawn = random_crop_flip(x, augment_generator(dm.seed, drawn)), drawn + 1
+            x = x.contiguous(memory_format=memory_format)
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 loss = F.cross_entropy(model(x), y)
@@ -77,10 +83,12 @@ def main() -> None:
     parser.add_argument("--models", default="resnet20,resnet56")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="bf16-mixed")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--data", choices=["cifar10", "synthetic"], default="cifar10")
     parser.add_argument("--samples", type=int, default=2560)
     args = parser.parse_args()
-    print(f"{args.data} on {args.device}, {args.precision}, median of {args.repeats}")
+    layout = "channels_last" if args.channels_last else "contiguous"
+    print(f"{args.data} on {args.device}, {args.precision}, {layout}, median of {args.repeats}")
     print(f"{'model':10} {'plain s/epoch':>14} {'prunelab dense':>15} {'ratio':>6} {'90% sparse':>11} {'ratio':>6}")
     for model in args.models.split(","):
         cfg = config(*overrides(model, args))

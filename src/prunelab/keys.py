@@ -15,7 +15,7 @@ NOT_RESULTS = (
 )
 
 # The top-level nodes that determine the dense model ...
-DENSE_NODES = ("seed", "model", "dataset", "optimizer", "scheduler", "trainer", "schedule")
+DENSE_NODES = ("seed", "model", "dataset", "optimizer", "scheduler", "trainer", "channels_last", "schedule")
 # ... less the schedule's settings that only act after dense training.
 AFTER_DENSE = ("schedule.name", "schedule._target_", "schedule.targets", "schedule.finetune_epochs", "schedule.retrain",
                "schedule.cumulative")

@@ -1,6 +1,7 @@
 """Properties of selection over random shapes, targets and tied scores: exact pruned counts, a clean threshold
 between kept and pruned scores, and masks that only shrink, from `keep_top` up to the pruner's rounds."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from prunelab.pruning import UnstructuredPruner
 from prunelab.pruning.criteria import Magnitude
 from prunelab.pruning.masks import full_masks, sparsity
 from prunelab.pruning.pruner import round_targets
-from prunelab.pruning.select import keep_top, layer_targets, select
+from prunelab.pruning.select import keep_top, keep_top_parts, layer_targets, select
 from tests.helpers import ctx
 
 shapes = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
@@ -50,6 +51,28 @@ def test_keep_top_prunes_exactly_n_of_the_lowest_scores(scores, n_prune):
     assert keep.shape == scores.shape and keep.dtype == torch.bool
     assert int((~keep).sum()) == min(max(n_prune, 0), scores.numel())
     assert_clean_threshold(scores, torch.ones_like(keep), keep)
+
+
+def reference_keep_top(flat: torch.Tensor, n_prune: int) -> torch.Tensor:
+    """The plain definition: above the n_prune-th smallest score, plus the last tied ones up to the count."""
+    threshold = flat.kthvalue(n_prune).values
+    keep = flat > threshold
+    ties = (flat == threshold).nonzero().squeeze(1)
+    keep[ties[len(ties) - (flat.numel() - n_prune - int(keep.sum())):]] = True
+    return keep
+
+
+@pytest.mark.parametrize("scores", [
+    torch.randn(3_000_000, generator=torch.Generator().manual_seed(0)),  # the sample brackets the threshold
+    torch.randint(-3, 4, (3_000_000,), generator=torch.Generator().manual_seed(1)).float(),  # huge ties
+    torch.arange(3_000_000.0).mul_(torch.arange(3_000_000).remainder(45) != 0),  # a sample of 0s only: no bracket
+], ids=["continuous", "tied", "misleading-sample"])
+def test_keep_top_of_many_parts_is_the_concatenated_definition(scores):
+    n_prune = 2_345_678
+    parts = list(scores.split([999_990, 45, 1_999_965]))  # the sample takes every 45th value of each
+    keep = torch.cat(keep_top_parts(parts, n_prune))
+    assert torch.equal(keep, reference_keep_top(scores, n_prune))
+    assert int((~keep).sum()) == n_prune
 
 
 @settings(max_examples=200, deadline=None)

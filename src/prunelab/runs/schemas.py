@@ -39,6 +39,7 @@ class TopLevel:
     rerun: bool
     export_onnx: bool
     threads: int | str
+    channels_last: bool
     save_model: bool | Literal["state"]
 
 

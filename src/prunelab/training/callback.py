@@ -93,6 +93,8 @@ class LightningHost:
         self.trainer.strategy.setup_optimizers(self.trainer)
 
     def model_changed(self) -> None:
+        if hasattr(self.pl_module, "model"):
+            self.pl_module.model = self.pl_module.model  # the module puts new layers in its memory format
         rewrap_ddp(self.trainer)
         rebind_optimizers(self.trainer.optimizers, self.model)
 

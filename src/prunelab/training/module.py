@@ -23,10 +23,14 @@ class ClassificationModule(pl.LightningModule):
 
     `optimizer(params)` and `scheduler(optimizer, epochs=...)` (an LR schedule of `prunelab.training.lr`)
     are factories; the optimizer and LR schedule are built afresh for every stage (see `set_stage`).
+    `channels_last` holds every model assigned to `model` (structural surgery assigns new ones) and every
+    4-D batch it trains or evaluates on in channels_last memory format.
     """
 
-    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int):
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int,
+                 channels_last: bool = False):
         super().__init__()
+        self.channels_last = channels_last
         self.model = model
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_metrics = _accuracies(num_classes)
@@ -38,6 +42,8 @@ class ClassificationModule(pl.LightningModule):
         # __setattr__ checks cost ~10% of a small model's step, and a hook name is never a parameter.
         if name == "_current_fx_name":
             object.__setattr__(self, name, value)
+        elif name == "model":
+            super().__setattr__(name, value.to(memory_format=torch.channels_last) if self.channels_last else value)
         else:
             super().__setattr__(name, value)
 
@@ -52,15 +58,19 @@ class ClassificationModule(pl.LightningModule):
         # Restored before the optimizer is rebuilt, so a resumed stage gets its own LR schedule.
         self.set_stage(**checkpoint["stage_settings"])
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """`x`, channels_last if the module is and `x` is 4-D (images)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model(self.inputs(x))
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._samples = torch.zeros((), device=self.device), 0
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = F.cross_entropy(self.model(x), y)
+        loss = F.cross_entropy(self.model(self.inputs(x)), y)
         # Summed here and logged once per epoch: a `self.log` call costs about 1 ms, a small model's whole step.
         self._loss_sum += loss.detach() * len(y)
         self._samples += len(y)
@@ -75,7 +85,7 @@ class ClassificationModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.model(x)
+        logits = self.model(self.inputs(x))
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)
         for name, metric in self.val_metrics.items():
             metric(logits, y)
@@ -94,7 +104,7 @@ class ClassificationModule(pl.LightningModule):
         metrics = _accuracies(self.num_classes).to(self.device)
         with eval_mode(self):
             for x, y in batches:
-                logits = self.model(x.to(self.device))
+                logits = self.model(self.inputs(x.to(self.device)))
                 for metric in metrics.values():
                     metric.update(logits, y.to(self.device))
         return {name: float(metric.compute()) for name, metric in metrics.items()}
