@@ -174,3 +174,8 @@ def test_the_comparison_carries_each_methods_protocol(tmp_path):
            "at lr 0.05; 2 stages of 3 epochs at lr 0.005 (cosine LR) |")
     assert row in comparison.markdown
     assert (comparison.table["code"] == "prunelab 0.1.0 0123456789ab (dirty)").all()
+
+
+def test_a_one_epoch_stage_reads_as_one_epoch():
+    budget = [{"stage": 0, "epochs": 10, "lr": 0.1}, {"stage": 1, "epochs": 1, "lr": 0.01}]
+    assert gather.protocol_row({"budget": budget})["budget"] == "dense 10 epochs at lr 0.1; 1 stage of 1 epoch at lr 0.01"

@@ -117,16 +117,20 @@ def load_run(run_dir: Path) -> Run | str:
     return Run(str(run_dir), rows, config_settings(config), layers, protocol)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + "s" * (n != 1)
+
+
 def protocol_row(protocol: dict) -> dict:
     """A run's protocol record (`protocol.json`) as flat strings: code, libraries, device, data, budget."""
     code, budget = protocol.get("code") or {}, protocol.get("budget") or []
     commit = (code.get("commit") or "")[:12] + (" (dirty)" if code.get("dirty") else "")
-    steps = [f"{b['epochs']} epochs" + (f" at lr {b['lr']:g}" if b.get("lr") is not None else "") for b in budget]
+    steps = [_count(b["epochs"], "epoch") + (f" at lr {b['lr']:g}" if b.get("lr") is not None else "") for b in budget]
     schedule = (budget[0].get("lr_schedule") or "").rpartition(".")[2]
     return {"code": f"prunelab {code.get('prunelab')} {commit}".strip(),
             "libraries": ", ".join(f"{k} {v}" for k, v in (protocol.get("libraries") or {}).items()),
             "device": protocol.get("device"), "data": (protocol.get("data") or "")[:16],
-            "budget": (f"dense {steps[0]}" if steps else "") + (f"; {len(steps) - 1} stages of {steps[1]}"
+            "budget": (f"dense {steps[0]}" if steps else "") + (f"; {_count(len(steps) - 1, 'stage')} of {steps[1]}"
                        if len(steps) > 1 else "") + (f" ({schedule} LR)" if schedule else "")}
 
 
