@@ -1,5 +1,6 @@
 """Shared helpers for the benchmarks: timing with medians, composing the real config."""
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -27,6 +28,19 @@ def prepared(cfg, folder: Path):
     from prunelab.runs.spec import from_config
 
     return prepare(from_config(cfg, folder).at(folder))
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pretrain, --finetune and --targets: the schedule of each timed run (see `schedule_overrides`)."""
+    parser.add_argument("--pretrain", type=int, default=15)
+    parser.add_argument("--finetune", type=int, default=2)
+    parser.add_argument("--targets", default="0.5,0.8,0.9")
+
+
+def schedule_overrides(args: argparse.Namespace) -> list[str]:
+    """The prunelab settings of the schedule that `add_schedule_arguments` parsed."""
+    return [f"schedule.pretrain_epochs={args.pretrain}", f"schedule.finetune_epochs={args.finetune}",
+            f"schedule.targets=[{args.targets}]"]
 
 
 def timed(fn: Callable[[], object]) -> float:

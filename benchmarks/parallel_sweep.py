@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import median, prunelab_seconds
+from common import add_schedule_arguments, median, prunelab_seconds, schedule_overrides
 
 PARALLEL = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
@@ -22,17 +22,14 @@ def seconds(args: argparse.Namespace, *overrides: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         return prunelab_seconds([*overrides, f"store_dir={tmp}/store", f"hydra.sweep.dir={tmp}/sweep",
                                  f"hydra.run.dir={tmp}/run", "trainer.enable_progress_bar=false",
-                                 f"schedule.pretrain_epochs={args.pretrain}", f"schedule.finetune_epochs={args.finetune}",
-                                 f"schedule.targets=[{args.targets}]"], cwd=Path(tmp),
+                                 *schedule_overrides(args)], cwd=Path(tmp),
                                 WANDB_MODE="offline", WANDB_SILENT="true")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--pretrain", type=int, default=15)
-    parser.add_argument("--finetune", type=int, default=2)
-    parser.add_argument("--targets", default="0.5,0.8,0.9")
+    add_schedule_arguments(parser)
     args = parser.parse_args()
     cases = {
         "2-job sweep, sequential": ["-m", "seed=0,1"],

@@ -12,7 +12,13 @@ P dense and S pruning epochs. Trailing overrides go to every run, e.g. the cheap
 import argparse
 import tempfile
 
-from common import ROOT, median, prunelab_seconds
+from common import (
+    ROOT,
+    add_schedule_arguments,
+    median,
+    prunelab_seconds,
+    schedule_overrides,
+)
 
 METHODS = ["pruning=magnitude,random", "pruning.scope=global,layer"]
 K = 4
@@ -23,18 +29,14 @@ def sweep(cache: bool, args: argparse.Namespace) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         return prunelab_seconds(["-m", *METHODS, f"cache={str(cache).lower()}", f"store_dir={tmp}/store",
                                  f"hydra.sweep.dir={tmp}/sweep", "logger=none", "trainer.enable_progress_bar=false",
-                                 f"schedule.pretrain_epochs={args.pretrain}",
-                                 f"schedule.finetune_epochs={args.finetune}", f"schedule.targets=[{args.targets}]",
-                                 *args.overrides],
+                                 *schedule_overrides(args), *args.overrides],
                                 cwd=ROOT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pretrain", type=int, default=15)
-    parser.add_argument("--finetune", type=int, default=2)
-    parser.add_argument("--targets", default="0.5,0.8,0.9")
+    add_schedule_arguments(parser)
     parser.add_argument("overrides", nargs="*", help="prunelab settings for every run")
     args = parser.parse_args()
     times: dict[bool, list[float]] = {True: [], False: []}
