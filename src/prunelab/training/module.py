@@ -70,7 +70,7 @@ class ClassificationModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = F.cross_entropy(self.model(self.inputs(x)), y)
+        loss = F.cross_entropy(self.forward(x), y)
         # Summed here and logged once per epoch: a `self.log` call costs about 1 ms, a small model's whole step.
         self._loss_sum += loss.detach() * len(y)
         self._samples += len(y)
@@ -85,7 +85,7 @@ class ClassificationModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.model(self.inputs(x))
+        logits = self.forward(x)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)
         for name, metric in self.val_metrics.items():
             metric(logits, y)
@@ -104,7 +104,7 @@ class ClassificationModule(pl.LightningModule):
         metrics = _accuracies(self.num_classes).to(self.device)
         with eval_mode(self):
             for x, y in batches:
-                logits = self.model(self.inputs(x.to(self.device)))
+                logits = self.forward(x.to(self.device))
                 for metric in metrics.values():
                     metric.update(logits, y.to(self.device))
         return {name: float(metric.compute()) for name, metric in metrics.items()}
