@@ -8,6 +8,7 @@ GROUPS = ("model", "dataset", "pruning", "schedule")
 
 # Settings that change how a run is watched, stored or fed, never its results: left out of its hash.
 NOT_RESULTS = (
+    "task",  # what is measured and how it is ranked; the model and data set determine the results
     "logger", "store_dir", "cache", "rerun", "export_onnx", "threads",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
     "metrics.latency_stages", "dataset.data_dir", "dataset.download", "dataset.num_workers",

@@ -1,5 +1,8 @@
 """A run's identity from its plain config: labels, family and name. No torch, so reports load fast."""
 
+from prunelab.results import LABELS
+from prunelab.tasks import CLASSIFICATION
+
 FAMILIES = ("random", "magnitude", "gradient", "activation", "structural", "sparse")
 
 
@@ -14,10 +17,12 @@ def method_family(pruning: dict) -> str:
 
 
 def run_labels(config: dict) -> dict:
-    """The labels every results row and W&B run carries: method, family, model, dataset, schedule, seed."""
-    return {"method": config["pruning"]["name"], "family": method_family(config["pruning"]),
-            "model": config["model"]["name"], "dataset": config["dataset"]["name"],
-            "schedule": config["schedule"]["name"], "seed": int(config["seed"])}
+    """The labels every results row and W&B run carries (`prunelab.results.LABELS`): method, family, task,
+    model, dataset, schedule, seed. Configs from before the `task` node are classification's."""
+    values = (config["pruning"]["name"], method_family(config["pruning"]),
+              (config.get("task") or {}).get("name", CLASSIFICATION.name), config["model"]["name"],
+              config["dataset"]["name"], config["schedule"]["name"], int(config["seed"]))
+    return dict(zip(LABELS, values, strict=True))
 
 
 def run_name(labels: dict) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.pruning.allocation import layer_counts
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.pruner import checked_parameters
@@ -44,7 +45,7 @@ def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, grow_scores: torch.T
     return new.view_as(mask)
 
 
-class SparseTraining:
+class SparseTraining(Pruner):
     """Trains at the target sparsity: `prune` draws the mask, `update` moves it during training.
 
     `scope` (layer: every layer alike | erk) sets each layer's share of the kept weights; `prune` keeps that many

@@ -53,6 +53,23 @@ def pruned_fraction(params: dict[str, torch.Tensor], masks: Masks, dense_total: 
     return 1.0 - kept / dense_total if dense_total else 0.0
 
 
+def weight_sparsity(weights: dict[str, torch.Tensor], dense_weights: int | None = None) -> float:
+    """`weight_sparsity` (see `prunelab.results`): the fraction of the dense model's `dense_weights` prunable
+    weights that are zero or removed, from the prunable `weights` as they are now (None: they are the dense ones)."""
+    now = sum(w.numel() for w in weights.values())
+    nonzero = sum(int(torch.count_nonzero(w)) for w in weights.values())
+    total = now if dense_weights is None else dense_weights
+    return 1.0 - nonzero / total if total else 0.0
+
+
+def param_sparsity(model: nn.Module, dense_params: int | None = None) -> float:
+    """`param_sparsity` (see `prunelab.results`): 1 - nonzero parameters now / parameters of the dense model
+    (`dense_params`; None: `model` is the dense one), every tensor counted."""
+    params, nonzero = count_parameters(model)
+    total = params if dense_params is None else dense_params
+    return 1.0 - nonzero / total if total else 0.0
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(all parameters, nonzero parameters) of a model, each shared tensor counted once."""
     params = list(model.parameters())

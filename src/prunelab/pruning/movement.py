@@ -3,13 +3,14 @@
 import torch
 from torch import nn
 
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.pruner import checked_parameters
 from prunelab.pruning.select import check_scope, select
 
 
-class Movement:
+class Movement(Pruner):
     """Scores S = -sum over fine-tuning steps of W * dL/dW, accumulated before every optimizer step.
 
     The first-order criterion for fine-tuning a pretrained model: a weight that training moves
@@ -44,7 +45,8 @@ class Movement:
         return new
 
     def state_dict(self) -> dict:
+        """The accumulated scores."""
         return {"scores": {n: s.cpu() for n, s in self.scores.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scores = dict(state["scores"])
+        self.scores = dict(state.get("scores", {}))

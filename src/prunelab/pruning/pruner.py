@@ -8,6 +8,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.pruning import baselines
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
 from prunelab.pruning.patterns import NM, parse_pattern
@@ -37,7 +38,7 @@ def checked_parameters(model: nn.Module, exclude: Sequence[str], exclude_output:
     return params
 
 
-class UnstructuredPruner:
+class UnstructuredPruner(Pruner):
     """Prunes individual weights: score them with `criterion`, keep the best per `pattern` and `scope`.
 
     `scope` spreads the target over layers (see `select`: global, layer, row, erk, lamp). `pattern` is
