@@ -16,8 +16,9 @@ from torch import nn
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import Masks, count_parameters, full_masks
+from prunelab.pruning.masks import Masks, count_parameters, full_masks, param_sparsity, weight_sparsity
 from prunelab.runs.folder import RunFolder
 from prunelab.seeds import prune_generator
 from prunelab.tracking import LoggerSink
@@ -31,12 +32,13 @@ METHODS = resources.files("prunelab") / "conf" / "pruning"
 
 @dataclass
 class Pruned:
-    """What `prune` gives back: the pruned model, its masks ({} when channels were removed) and the
-    fraction of the model's parameters removed or zeroed."""
+    """What `prune` gives back: the pruned model, its masks ({} when channels were removed), and its
+    `weight_sparsity` and `param_sparsity` (as in results.csv; see `prunelab.results`)."""
 
     model: nn.Module
     masks: Masks
-    sparsity: float
+    weight_sparsity: float
+    param_sparsity: float
 
 
 def methods() -> list[str]:
@@ -44,7 +46,7 @@ def methods() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in METHODS.iterdir() if p.name.endswith(".yaml"))
 
 
-def pruner(method: str, input_shape: Sequence[int] | None = None, **settings):
+def pruner(method: str, input_shape: Sequence[int] | None = None, **settings) -> Pruner:
     """The pruner of `pruning=<method>`, with `settings` in place of the option's own (e.g. scope="layer")."""
     if method not in methods():
         raise ConfigError("method", f"unknown method {method!r}", f"use one of {methods()}")
@@ -65,15 +67,16 @@ def prune(model: nn.Module, method: str = "magnitude", target: float = 0.9, batc
     data = list(batches) if batches is not None else None
     shape = list(data[0][0].shape[1:]) if data else None
     chosen = pruner(method, shape, **settings)
-    if getattr(chosen, "needs_gradual", False):
+    if chosen.needs_gradual:
         raise ConfigError("method", f"{method} scores weights while they train", "prune with pruning_callback "
                           "and a gradual schedule, or run `prunelab schedule=agp`")
     params = chosen.parameters(model)
-    dense = count_parameters(model)[0]
+    dense_weights, dense_params = sum(w.numel() for w in chosen.weights(model).values()), count_parameters(model)[0]
     ctx = ScoreContext(batches=lambda: iter(data if data is not None else _no_batches(method)), loss=F.cross_entropy,
                        generator=prune_generator(seed, 1))
     masks = chosen.prune(model, full_masks(params), target, ctx)
-    return Pruned(model, masks, 1.0 - count_parameters(model)[1] / dense)
+    return Pruned(model, masks, weight_sparsity(chosen.weights(model), dense_weights),
+                  param_sparsity(model, dense_params))
 
 
 def _no_batches(method: str):

@@ -41,13 +41,18 @@ def test_unstructured_methods_return_masks_and_leave_the_model_as_it_was(method)
     params = dict(out.model.named_parameters())
     assert all(torch.all(params[n][~m] == 0) for n, m in out.masks.items())
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
-    assert 0.85 < out.sparsity < 0.9  # the classifier and biases stay dense
+    assert out.weight_sparsity == pytest.approx(0.9, abs=1e-3)  # the prunable weights, as results.csv counts them
+    assert 0.85 < out.param_sparsity < 0.9  # every tensor: the classifier and biases stay dense
 
 
 def test_structural_methods_return_the_model_with_channels_removed():
     out = prunelab.prune(digits_cnn(), "l1_filter", target=0.5, batches=batches(), scope="layer")
     assert out.masks == {} and next(m for m in out.model.modules() if isinstance(m, torch.nn.Conv2d)).out_channels == 16
-    assert out.model(torch.randn(2, 1, 8, 8)).shape == (2, 10) and out.sparsity > 0.5
+    assert out.model(torch.randn(2, 1, 8, 8)).shape == (2, 10) and out.param_sparsity > 0.5
+    dense = prunelab.pruner("l1_filter").weights(digits_cnn())
+    pruned = prunelab.pruner("l1_filter").weights(out.model)
+    removed = 1 - sum(int(w.count_nonzero()) for w in pruned.values()) / sum(w.numel() for w in dense.values())
+    assert out.weight_sparsity == pytest.approx(removed)
 
 
 def test_settings_override_the_option_and_bad_names_are_config_errors():

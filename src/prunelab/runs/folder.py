@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from prunelab import atomic
+from prunelab import results as results_schema
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 
@@ -50,9 +51,9 @@ def read_results(paths: RunPaths) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError) as err:  # pandas' parser and empty-file errors are ValueErrors
         why = str(err).splitlines()[0]
     else:
-        if "val_acc" in results and len(results):
+        if results_schema.STAGE in results and len(results):
             return results
-        why = "no val_acc rows"
+        why = "no stage rows"
     raise ConfigError("store_dir", f"{paths.results} is damaged ({why})",
                       f"delete {paths.root} to run it again, or rerun=true")
 

@@ -21,19 +21,22 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from prunelab import results, tasks
 from prunelab.errors import ConfigError, Diverged
 from prunelab.paths import RunPaths
 from prunelab.runs.folder import read_protocol, read_results, read_status, write_status
 from prunelab.runs.lock import locked
 from prunelab.runs.protocol import stale_warning
 from prunelab.runs.spec import RunSpec, from_config
+from prunelab.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
-def objective(results: pd.DataFrame) -> float:
-    """What a sweeper maximises: validation accuracy after fine-tuning at the last target."""
-    return float(results["val_acc"].iloc[-1])
+def objective(rows: pd.DataFrame, task: Task) -> float:
+    """What a sweeper optimises: the task's validation metric after fine-tuning at the last target (set the
+    sweeper's direction to the metric's: maximise accuracy, minimise perplexity)."""
+    return float(rows[results.val(task.metric.name)].iloc[-1])
 
 
 def failure(err: BaseException) -> dict:
@@ -113,7 +116,7 @@ def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
         log.info("rerun: %s is done, running it again", paths.root)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
     write_status(paths, {"status": "running"})
-    value = objective(run(spec).results)
+    value = objective(run(spec).results, tasks.from_config(spec.config))
     _record(paths, job, {"status": "done", "objective": value})
     return value
 
