@@ -4,6 +4,7 @@ doubles here (`tests.helpers.<Name>`)."""
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -57,6 +58,15 @@ def assert_same_run(a: RunResult, b: RunResult) -> None:
     pd.testing.assert_frame_equal(a.results.drop(columns=TIMES), b.results.drop(columns=TIMES))
     assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
     assert all(torch.equal(x, y) for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values()))
+
+
+PLUGINS_DOC = ROOT / "docs" / "plugins.md"
+
+
+def example_files(doc: str) -> dict[str, str]:
+    """Every fenced block of `doc` whose first line is `# <path>`: path -> text."""
+    blocks = re.findall(r"```\w+\n# (\S+)\n(.*?)```", doc, flags=re.S)
+    return {path: text for path, text in blocks}
 
 
 def options(group: str) -> list[str]:

@@ -8,15 +8,8 @@ import pandas as pd
 import pytest
 
 from prunelab.analysis.gather import gather
-from tests.helpers import ROOT, TINY, cli
-
-DOC = ROOT / "docs" / "plugins.md"
-
-
-def example_files(doc: str) -> dict[str, str]:
-    """Every fenced block of `doc` whose first line is `# <path>`: path -> text."""
-    blocks = re.findall(r"```\w+\n# (\S+)\n(.*?)```", doc, flags=re.S)
-    return {path: text for path, text in blocks}
+from tests.helpers import PLUGINS_DOC as DOC
+from tests.helpers import TINY, cli, example_files
 
 
 def example_commands(doc: str) -> dict[str, list[str]]:

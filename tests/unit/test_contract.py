@@ -1,0 +1,62 @@
+"""The pruner contract: every option of the `pruning` group, and the plugin example, builds a `Pruner` whose
+hooks keep the base's signatures, so the engine and the API call them without probing."""
+
+import inspect
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.config import build
+from prunelab.errors import ConfigError
+from prunelab.pruning import Pruner, UnstructuredPruner
+from prunelab.training.engine import StageEngine
+from prunelab.training.schedule import Schedule
+from tests.helpers import PLUGINS_DOC, compose_config, example_files, options
+
+HOOKS = ["parameters", "weights", "prune", "dense_penalty", "observe", "update", "removal", "replay",
+         "state_dict", "load_state_dict"]
+
+
+def check_contract(pruner) -> None:
+    assert isinstance(pruner, Pruner)
+    assert isinstance(pruner.needs_gradual, bool)
+    for hook in HOOKS:
+        mine, base = inspect.signature(getattr(pruner, hook)), inspect.signature(getattr(Pruner, hook))
+        assert list(mine.parameters) == list(base.parameters)[1:], f"{type(pruner).__name__}.{hook}{mine}"
+    assert type(pruner).prune is not Pruner.prune, "prune is the one hook every pruner overrides"
+
+
+@pytest.mark.parametrize("option", options("pruning"))
+def test_every_pruning_option_builds_a_pruner_that_keeps_the_contract(option):
+    check_contract(build(compose_config(f"pruning={option}").pruning))
+
+
+def test_the_plugin_example_keeps_the_contract(monkeypatch, tmp_path):
+    (tmp_path / "my_methods.py").write_text(example_files(PLUGINS_DOC.read_text())["my_methods.py"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_methods", raising=False)
+    from my_methods import GradMagnitude
+
+    check_contract(UnstructuredPruner(GradMagnitude()))
+
+
+def test_the_base_hooks_do_nothing():
+    pruner, model = Pruner(), nn.Linear(3, 2)
+    before = model.weight.detach().clone()
+    pruner.dense_penalty(model)
+    pruner.observe({}, 0, 1)
+    assert pruner.update({}, {}, 0, 1, 0) is None and pruner.removal() == {} and pruner.state_dict() == {}
+    assert torch.equal(model.weight, before)
+    with pytest.raises(NotImplementedError, match="must define prune"):
+        pruner.prune(model, {}, 0.5, None)
+
+
+def test_an_object_that_is_not_a_pruner_is_a_config_error_before_training():
+    class Duck:
+        def prune(self, model, masks, target, ctx):
+            return masks
+
+    with pytest.raises(ConfigError, match="subclass prunelab.pruning.Pruner"):
+        StageEngine(Duck(), Schedule(targets=[0.5]), {"seed": 0})
