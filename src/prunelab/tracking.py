@@ -13,7 +13,7 @@ from torch import nn
 from typing_extensions import override
 
 from prunelab.labels import run_labels, run_name
-from prunelab.scores import run_summary
+from prunelab.summary import run_summary
 from prunelab.training.engine import StageRecord
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,11 @@ def log_protocol(loggers: list[Logger], protocol: dict) -> None:
 
 
 def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
-                model_path: Path) -> None:
+                model_path: Path, task) -> None:
     """At the end of a run, in W&B: the run's summary scalars (see `compare.run_summary`), the final
     stage's per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and
     `layer_sparsity/<layer>` scalars and, with `logger.log_model`, the model."""
-    summary = {f"summary/{k}": v for k, v in run_summary(results).items()}
+    summary = {f"summary/{k}": v for k, v in run_summary(results, task).items()}
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
         if layers is not None:

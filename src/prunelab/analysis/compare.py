@@ -15,7 +15,10 @@ from matplotlib.figure import Figure
 
 from prunelab.analysis.gather import Sweep
 from prunelab.labels import FAMILIES
-from prunelab.scores import ACC, TOLERANCE, run_summary
+from prunelab.summary import run_summary
+from prunelab.tasks import CLASSIFICATION
+
+ACC, TOLERANCE = "test_acc", CLASSIFICATION.metric.tolerance
 
 # The x-axis of the second panel: the first column present, best first.
 SECOND_AXES = ("theoretical_speedup", "nonzero_macs", "compression", "nonzero_params")
@@ -60,7 +63,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 def method_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """`run_summary` of every run, then mean and std over seeds per series; `n` runs each."""
     keys = _labels(runs)
-    per_run = pd.DataFrame([{**rows.iloc[0][keys].to_dict(), **run_summary(rows)}
+    per_run = pd.DataFrame([{**rows.iloc[0][keys].to_dict(), **run_summary(rows, CLASSIFICATION)}
                             for _, rows in runs.groupby("run", sort=False)])
     groups = per_run.groupby(keys, sort=False)
     table = pd.concat([groups.size().rename("n"), _mean_std(groups)], axis=1).reset_index()

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from prunelab.keys import SERIES_NODES as NODES
 from prunelab.labels import method_family
 from prunelab.paths import RunPaths
-from prunelab.scores import final_layers
+from prunelab.summary import final_layers
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from prunelab import tracking
+from prunelab import tasks, tracking
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
@@ -21,13 +21,13 @@ from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
 from prunelab.runs.spec import RunSpec
-from prunelab.scores import final_layers
+from prunelab.summary import final_layers
+from prunelab.tasks import Task
 from prunelab.training import deploy
 from prunelab.training.callback import PruningCallback
 from prunelab.training.engine import Sink, StageEngine
 from prunelab.training.export import save_model
 from prunelab.training.meter import Meter
-from prunelab.training.module import ClassificationModule
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class RunResult:
     """What a finished run leaves: one row per stage, the trained module and its final masks."""
 
     results: pd.DataFrame
-    module: ClassificationModule
+    module: pl.LightningModule
     masks: Masks | None
 
 
@@ -46,8 +46,9 @@ class Parts:
     """Everything a run trains with, built and checked before training."""
 
     datamodule: pl.LightningDataModule
-    module: ClassificationModule
+    module: pl.LightningModule
     engine: StageEngine
+    task: Task
 
 
 def load_dense(model: nn.Module, path: str) -> None:
@@ -78,11 +79,12 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     pruner.parameters(model)
     if config["dense_checkpoint"]:
         load_dense(model, config["dense_checkpoint"])
-    module = ClassificationModule(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
-                                  num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
+    task = tasks.from_config(config, module=instantiate(config["task"]["module"]))
+    module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
+                         num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
     engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
                          model_factory=partial(build, config["model"]), sinks=sinks or [])
-    return Parts(datamodule, module, engine)
+    return Parts(datamodule, module, engine, task)
 
 
 def start(spec: RunSpec) -> tuple[Parts, object]:
@@ -182,7 +184,7 @@ def run(spec: RunSpec) -> RunResult:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
             tracking.log_onnx(loggers, record)
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
-        tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model)
+        tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model, parts.task)
     except BaseException:
         tracking.finish(loggers, failed=True)
         raise
