@@ -18,16 +18,11 @@ from torch import nn
 
 from prunelab.errors import ConfigError, Diverged
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import (
-    Masks,
-    apply_masks,
-    count_parameters,
-    full_masks,
-    pruned_fraction,
-)
+from prunelab.pruning.masks import Masks, count_parameters, full_masks, pruned_fraction
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
 from prunelab.training import rows
 from prunelab.training.ddp import restore_dense
+from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
 from prunelab.training.rewind import Rewinder
 from prunelab.training.schedule import Schedule
@@ -137,8 +132,7 @@ class StageEngine:
         self.sinks = list(sinks)
         self.state = EngineState()
         self._dense_model: nn.Module | None = None
-        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._params: dict[str, torch.Tensor] = {}
+        self._held = HeldMasks()
         self._started = self._stage_started = time.perf_counter()
 
     # -- what the training loop calls ------------------------------------------------------
@@ -164,7 +158,7 @@ class StageEngine:
         for sink in self.sinks:
             sink.start()
         if self.state.masks is not None:
-            self._enforce_masks(host.model)
+            self._hold_masks(host.model)
         if sum(self._lengths()) != self.schedule.total_epochs:
             host.set_total_epochs(sum(self._lengths()))
 
@@ -187,10 +181,9 @@ class StageEngine:
         if self.state.stage == 0 and self.dense_penalty is not None:
             self.dense_penalty(host.model)
         if self.state.stage and self.observe is not None:
-            self.observe(self._params, step - self.state.stage_start_step, self._stage_steps(host))
+            self.observe(self._held.params, step - self.state.stage_start_step, self._stage_steps(host))
         if self.state.masks is not None:
-            grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
-            apply_masks([g for g, _ in grads], [m for _, m in grads])
+            self._held.mask_gradients()
 
     def batch_end(self, host: Host, step: int) -> None:
         """After an optimizer step: keep the rewind point, prune on a gradual schedule, let the pruner move the
@@ -200,7 +193,7 @@ class StageEngine:
         else:
             self._prune_on_schedule(host, step)
         if self.state.masks is not None:
-            apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+            self._held.mask_weights()
         if self.state.stage:
             self._update_masks(host, step)
 
@@ -270,7 +263,7 @@ class StageEngine:
         if self.schedule.retrain == "scratch_b":
             self._match_compute(host)
         self.rewinder.restore(host.model, stage, state.rewind_state)
-        self._enforce_masks(host.model)
+        self._hold_masks(host.model)
         host.set_stage(self._lengths()[stage], self.schedule.stage_lr_scale(stage))
         host.rebuild_optimizers()
 
@@ -295,11 +288,11 @@ class StageEngine:
         if self.update is None:
             return
         step = global_step - self.state.stage_start_step
-        masks = self.update(self._params, self.state.masks, step, self._stage_steps(host),
+        masks = self.update(self._held.params, self.state.masks, step, self._stage_steps(host),
                             update_seed(self.seed, self.state.stage, step))
         if masks is not None:
             self.state.masks = masks
-            self._enforce_masks(host.model)
+            self._hold_masks(host.model)
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
         """Prune to `target`; with `measure`, take validation accuracy at once (`acc_before_ft`)."""
@@ -310,7 +303,7 @@ class StageEngine:
         if removal is not None:
             self.state.removal = removal()
         host.model_changed()
-        self._enforce_masks(host.model)
+        self._hold_masks(host.model)
         if measure:
             self.state.pending = {"acc_before_ft": host.evaluate("val")["acc"]}
 
@@ -363,13 +356,8 @@ class StageEngine:
             return 0.0
         return pruned_fraction(self.pruner.parameters(model), self.state.masks, self.state.dense_total)
 
-    def _enforce_masks(self, model: nn.Module) -> None:
-        params = self.pruner.parameters(model)
-        self.state.masks = {n: m.to(params[n].device) for n, m in self.state.masks.items()}
-        # Multiplying by a mask of the weights' own dtype is about 6x faster than by a bool mask.
-        self._pairs = [(params[n], self.state.masks[n].to(params[n].dtype)) for n in self.state.masks]
-        self._params = {n: params[n] for n in self.state.masks}
-        apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+    def _hold_masks(self, model: nn.Module) -> None:
+        self.state.masks = self._held.hold(self.pruner.parameters(model), self.state.masks)
 
 
 def check_pruner(pruner, schedule: Schedule) -> None:
