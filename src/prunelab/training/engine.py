@@ -2,8 +2,9 @@
 
 Plain Python over a `Host`, the few things a training loop offers (the model, evaluation, training
 batches, rebuilding the optimizer); `training.callback` adapts Lightning's hooks to it, one or two
-calls each. The engine owns the stage machine and the masks; rows come from `training.rows`, and
-what a stage produced goes to `Sink`s (files, loggers) that the caller chose.
+calls each. The engine owns the stage machine and its state; `training.masking` holds the masks,
+`training.recording` turns what a stage measured into rows, and what a stage produced goes to `Sink`s
+(files, loggers) that the caller chose.
 """
 
 import copy
@@ -20,10 +21,11 @@ from prunelab.errors import ConfigError, Diverged
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, count_parameters, full_masks, pruned_fraction
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
-from prunelab.training import rows
+from prunelab.training import recording
 from prunelab.training.ddp import restore_dense
 from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
+from prunelab.training.recording import StageMeasures
 from prunelab.training.rewind import Rewinder
 from prunelab.training.schedule import Schedule
 
@@ -237,7 +239,7 @@ class StageEngine:
 
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
-        return any(r["stage"] == self.state.stage for r in self.state.rows)
+        return recording.has_row(self.state.rows, self.state.stage)
 
     def _keep_dense(self, model: nn.Module) -> None:
         """Keep a copy of `model` to prune every one-shot stage from; a resumed run's copy gets the dense
@@ -274,7 +276,7 @@ class StageEngine:
 
     def _match_compute(self, host: Host) -> None:
         """Scratch-B: this stage trains dense MACs / pruned MACs times dense training's epochs."""
-        ratio = self.state.rows[0]["macs"] / nonzero_macs(host.model, host.input_shape)
+        ratio = recording.dense_macs(self.state.rows) / nonzero_macs(host.model, host.input_shape)
         lengths = self._lengths()
         lengths[self.state.stage] = max(1, round(self.schedule.pretrain_epochs * ratio))
         self.state.stage_epochs = lengths
@@ -325,17 +327,18 @@ class StageEngine:
         compute, costs = self.meter.measure(model, host.input_shape, params, nonzero, dense,
                                             latency=self.meter.times(state.stage, self.schedule.num_stages))
         now = time.perf_counter()
-        row = rows.stage_row(
-            self.labels, state.stage, self.schedule.targets[state.stage - 1] if state.stage else 0.0,
-            self._sparsity(model), params, nonzero,
-            sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
-            compute, state.pending.get("acc_before_ft", val["acc"]), val, test, epoch,
-            now - self._stage_started, now - self._started,
+        measured = StageMeasures(
+            stage=state.stage, target=self.schedule.targets[state.stage - 1] if state.stage else 0.0,
+            sparsity=self._sparsity(model), params=params, nonzero=nonzero,
+            empty_layers=sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
+            compute=compute, acc_before_ft=state.pending.get("acc_before_ft", val["acc"]), val=val, test=test,
+            epoch=epoch, stage_time_s=now - self._stage_started, wall_time_s=now - self._started,
         )
+        row = recording.stage_row(self.labels, measured)
         self._stage_started = time.perf_counter()
         state.rows.append(row)
         state.pending = {}
-        layers = rows.layer_rows(state.stage, costs, rows.dense_layer_params(state.layer_rows))
+        layers = recording.layer_rows(state.stage, costs, recording.dense_layer_params(state.layer_rows))
         state.layer_rows += layers
         if self.schedule.save_masks and state.stage:
             state.stage_masks[state.stage] = {n: m.cpu() for n, m in state.masks.items()}
@@ -346,8 +349,8 @@ class StageEngine:
                 sink.stage_done(record)
         log.info(
             "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
-            state.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],
-            row["acc_before_ft"], row["val_acc"], row["test_acc"],
+            state.stage, self.schedule.num_stages, measured.target, measured.sparsity,
+            measured.acc_before_ft, val["acc"], test["acc"],
         )
 
     def _sparsity(self, model: nn.Module) -> float:
