@@ -118,8 +118,8 @@ class StageEngine:
     `update(params, masks, step, steps, seed) -> masks | None`, called after each step (new masks
     move the mask; `seed` draws what the update draws); `state_dict()`/`load_state_dict(state)`
     for what they accumulate; `needs_gradual = True` when they can only prune on a gradual schedule.
-    Training from scratch (`schedule.retrain`) re-initialises each pruned network; scratch_b sets
-    its stage's length from the dense and pruned MACs.
+    Training from scratch (`schedule.retraining`) re-initialises each pruned network, and where it
+    matches compute (scratch_b) sets its stage's length from the dense and pruned MACs.
     """
 
     def __init__(self, pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
@@ -128,7 +128,7 @@ class StageEngine:
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
         check_pruner(pruner, schedule)
-        self.rewinder = Rewinder("random" if schedule.scratch else schedule.rewind, model_factory, self.seed)
+        self.rewinder = Rewinder("random" if schedule.retraining.reinitialise else schedule.rewind, model_factory, self.seed)
         self.dense_penalty = getattr(pruner, "dense_penalty", None)
         self.observe, self.update = getattr(pruner, "observe", None), getattr(pruner, "update", None)
         self.sinks = list(sinks)
@@ -262,7 +262,7 @@ class StageEngine:
             state.masks = full_masks(params)
         state.stage, state.stage_start_step = stage, step
         self._prune(self.schedule.target_at(stage, 0, host.steps_per_epoch), host)
-        if self.schedule.retrain == "scratch_b":
+        if self.schedule.retraining.match_compute:
             self._match_compute(host)
         self.rewinder.restore(host.model, stage, state.rewind_state)
         self._hold_masks(host.model)
@@ -275,7 +275,7 @@ class StageEngine:
         return self.state.stage_epochs or planned
 
     def _match_compute(self, host: Host) -> None:
-        """Scratch-B: this stage trains dense MACs / pruned MACs times dense training's epochs."""
+        """Matching compute (scratch_b): this stage trains dense MACs / pruned MACs times dense training's epochs."""
         ratio = recording.dense_macs(self.state.rows) / nonzero_macs(host.model, host.input_shape)
         lengths = self._lengths()
         lengths[self.state.stage] = max(1, round(self.schedule.pretrain_epochs * ratio))
