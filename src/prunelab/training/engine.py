@@ -22,7 +22,6 @@ from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, count_parameters, full_masks, pruned_fraction
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
 from prunelab.training import recording
-from prunelab.training.ddp import restore_dense
 from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
 from prunelab.training.recording import StageMeasures
@@ -368,3 +367,16 @@ def check_pruner(pruner, schedule: Schedule) -> None:
     if getattr(pruner, "needs_gradual", False) and not schedule.gradual:
         raise ConfigError("schedule", f"{type(pruner).__name__} scores weights while they train, so it prunes "
                           "between steps, which this schedule does not", "use a gradual schedule: schedule=agp")
+
+
+def _shapes(model: nn.Module) -> dict:
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def restore_dense(model: nn.Module, dense: nn.Module) -> nn.Module:
+    """`model` with the weights of `dense` again: in place while the shapes still match (parameter
+    objects, and so DDP's references, stay); a fresh copy of `dense` after channels were removed."""
+    if _shapes(model) == _shapes(dense):
+        model.load_state_dict(dense.state_dict())
+        return model
+    return copy.deepcopy(dense)
