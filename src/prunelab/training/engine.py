@@ -127,7 +127,8 @@ class StageEngine:
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
         check_pruner(pruner, schedule)
-        self.rewinder = Rewinder("random" if schedule.retraining.reinitialise else schedule.rewind, model_factory, self.seed)
+        rewind = "random" if schedule.retraining.reinitialise else schedule.rewind
+        self.rewinder = Rewinder(rewind, model_factory, self.seed)
         self.dense_penalty = getattr(pruner, "dense_penalty", None)
         self.observe, self.update = getattr(pruner, "observe", None), getattr(pruner, "update", None)
         self.sinks = list(sinks)
