@@ -6,11 +6,12 @@ so `import prunelab` stays light.
 
 import importlib
 
-__version__ = "0.1.0"
+from prunelab.version import __version__
+
 __all__ = ["prune", "pruner", "pruning_callback", "methods"]
 
 
 def __getattr__(name: str):
-    if name in __all__:  # by name: lower layers read `prunelab.__version__` and must not depend on the API above
+    if name in __all__:  # by name, on first use: the API imports torch and every layer below it
         return getattr(importlib.import_module("prunelab.api"), name)
     raise AttributeError(f"module 'prunelab' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """The package's shape: layers import only downwards (import-linter's contracts in pyproject.toml), no
-module takes part in an import cycle, and the configs ship inside the package."""
+module takes part in an import cycle or imports the package root, and the configs ship inside the package."""
 
 import subprocess
 import sys
@@ -41,6 +41,12 @@ def import_cycle(graph) -> list[str] | None:
 
 def test_no_module_is_part_of_an_import_cycle():
     assert import_cycle(grimp.build_graph("prunelab")) is None
+
+
+def test_no_module_imports_the_package_root():
+    # the root re-exports the API, the top layer; the version lives in `prunelab.version`
+    graph = grimp.build_graph("prunelab")
+    assert [m for m in sorted(graph.modules) if "prunelab" in graph.find_modules_directly_imported_by(m)] == []
 
 
 def test_the_cycle_check_finds_a_cycle():

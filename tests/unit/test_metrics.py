@@ -9,7 +9,7 @@ from prunelab.errors import ConfigError
 from prunelab.models.attention import split_attention
 from prunelab.pruning.masks import full_masks, pruned_fraction, sparsity
 from prunelab.training.meter import Meter, layer_costs
-from prunelab.training.rows import layer_rows
+from prunelab.training.recording import layer_rows
 
 
 def total(costs, field="macs"):

@@ -14,7 +14,7 @@ from prunelab.models import (
     LeNet5,
     torchvision_model,
 )
-from prunelab.models.common import chw
+from prunelab.models.shapes import chw
 from tests.helpers import CONF
 
 MODEL_CONFIGS = sorted((CONF / "model").glob("*.yaml"))

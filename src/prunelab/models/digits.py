@@ -4,7 +4,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from prunelab.models.common import chw, conv_bn_relu, init_weights
+from prunelab.models.layers import conv_bn_relu, init_weights
+from prunelab.models.shapes import chw
 
 
 class DigitsCNN(nn.Sequential):

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from prunelab.models.common import chw, require_size
+from prunelab.models.shapes import chw, require_size
 
 
 def _after_convs(size: int) -> int:

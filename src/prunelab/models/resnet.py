@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.models.common import chw, init_weights
+from prunelab.models.layers import init_weights
+from prunelab.models.shapes import chw
 
 
 class BasicBlock(nn.Module):

@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.models.common import chw
+from prunelab.models.shapes import chw
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from prunelab.models.common import chw, conv_bn_relu, init_weights, require_size
+from prunelab.models.layers import conv_bn_relu, init_weights
+from prunelab.models.shapes import chw, require_size
 
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 

@@ -7,7 +7,7 @@ import torchvision
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.models.common import chw
+from prunelab.models.shapes import chw
 from prunelab.models.weights import pretrained_model, resolve_weights
 
 _COMMON = ["resnet18", "resnet50", "vgg16_bn", "mobilenet_v2", "efficientnet_b0"]

@@ -14,7 +14,7 @@ from typing import Callable
 
 from prunelab import atomic
 from prunelab.paths import DensePaths, dense_entry
-from prunelab.runs import store
+from prunelab.runs import identity
 from prunelab.runs.lock import locked
 from prunelab.runs.spec import RunSpec
 
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def entry(spec: RunSpec) -> DensePaths:
-    """The files of `spec`'s dense model in the store (keyed by `store.dense_settings`)."""
-    return dense_entry(spec.config["store_dir"], store.digest(spec.dense_settings))
+    """The files of `spec`'s dense model in the store (keyed by `identity.dense_settings`)."""
+    return dense_entry(spec.config["store_dir"], identity.digest(spec.dense_settings))
 
 
 def dense_checkpoint(spec: RunSpec, train: Callable[[Path], Path]) -> Path:

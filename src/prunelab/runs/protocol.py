@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import prunelab
+from prunelab import version
 
 LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
 
@@ -26,13 +26,13 @@ def _git(folder: Path, *args: str) -> str | None:
 def code_identity() -> dict:
     """prunelab's version and, when it runs from a git checkout, the commit and whether tracked files differ
     from it (`dirty`); both None outside a checkout. Computed once per process."""
-    package = Path(prunelab.__file__).resolve().parent
+    package = Path(version.__file__).resolve().parent
     top = _git(package, "rev-parse", "--show-toplevel")
     commit = status = None
     if top is not None and Path(top).resolve() / "src" / "prunelab" == package:  # prunelab's own checkout
         commit = _git(package, "rev-parse", "HEAD")
         status = _git(package, "status", "--porcelain", "--untracked-files=no")
-    return {"prunelab": prunelab.__version__, "commit": commit, "dirty": None if status is None else bool(status)}
+    return {"prunelab": version.__version__, "commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def _version(distribution: str) -> str | None:

@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunelab.labels import run_labels, run_name
 from prunelab.paths import RunPaths, run_folder
-from prunelab.runs import schemas, store
+from prunelab.runs import identity, schemas
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def from_config(cfg: DictConfig, job_dir: Path | str) -> RunSpec:
     """Check `cfg` (a ConfigError names the first bad setting) and turn it into a RunSpec."""
     schemas.check(cfg)
     config = resolve(cfg)
-    labels, settings = run_labels(config), store.settings(config)
-    key = store.digest(settings)
+    labels, settings = run_labels(config), identity.settings(config)
+    key = identity.digest(settings)
     paths = run_folder(config["store_dir"], run_name(labels), key) if config["store_dir"] else RunPaths(Path(job_dir))
-    return RunSpec(config, labels, settings, key, store.dense_settings(config), paths)
+    return RunSpec(config, labels, settings, key, identity.dense_settings(config), paths)

@@ -2,8 +2,9 @@
 
 Plain Python over a `Host`, the few things a training loop offers (the model, evaluation, training
 batches, rebuilding the optimizer); `training.callback` adapts Lightning's hooks to it, one or two
-calls each. The engine owns the stage machine and the masks; rows come from `training.rows`, and
-what a stage produced goes to `Sink`s (files, loggers) that the caller chose.
+calls each. The engine owns the stage machine and its state; `training.masking` holds the masks,
+`training.recording` turns what a stage measured into rows, and what a stage produced goes to `Sink`s
+(files, loggers) that the caller chose.
 """
 
 import copy
@@ -18,17 +19,12 @@ from torch import nn
 
 from prunelab.errors import ConfigError, Diverged
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import (
-    Masks,
-    apply_masks,
-    count_parameters,
-    full_masks,
-    pruned_fraction,
-)
+from prunelab.pruning.masks import Masks, count_parameters, full_masks, pruned_fraction
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
-from prunelab.training import rows
-from prunelab.training.ddp import restore_dense
+from prunelab.training import recording
+from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
+from prunelab.training.recording import StageMeasures
 from prunelab.training.rewind import Rewinder
 from prunelab.training.schedule import Schedule
 
@@ -121,8 +117,8 @@ class StageEngine:
     `update(params, masks, step, steps, seed) -> masks | None`, called after each step (new masks
     move the mask; `seed` draws what the update draws); `state_dict()`/`load_state_dict(state)`
     for what they accumulate; `needs_gradual = True` when they can only prune on a gradual schedule.
-    Training from scratch (`schedule.retrain`) re-initialises each pruned network; scratch_b sets
-    its stage's length from the dense and pruned MACs.
+    Training from scratch (`schedule.retraining`) re-initialises each pruned network, and where it
+    matches compute (scratch_b) sets its stage's length from the dense and pruned MACs.
     """
 
     def __init__(self, pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
@@ -131,14 +127,14 @@ class StageEngine:
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
         check_pruner(pruner, schedule)
-        self.rewinder = Rewinder("random" if schedule.scratch else schedule.rewind, model_factory, self.seed)
+        rewind = "random" if schedule.retraining.reinitialise else schedule.rewind
+        self.rewinder = Rewinder(rewind, model_factory, self.seed)
         self.dense_penalty = getattr(pruner, "dense_penalty", None)
         self.observe, self.update = getattr(pruner, "observe", None), getattr(pruner, "update", None)
         self.sinks = list(sinks)
         self.state = EngineState()
         self._dense_model: nn.Module | None = None
-        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._params: dict[str, torch.Tensor] = {}
+        self._held = HeldMasks()
         self._started = self._stage_started = time.perf_counter()
 
     # -- what the training loop calls ------------------------------------------------------
@@ -164,7 +160,7 @@ class StageEngine:
         for sink in self.sinks:
             sink.start()
         if self.state.masks is not None:
-            self._enforce_masks(host.model)
+            self._hold_masks(host.model)
         if sum(self._lengths()) != self.schedule.total_epochs:
             host.set_total_epochs(sum(self._lengths()))
 
@@ -187,10 +183,9 @@ class StageEngine:
         if self.state.stage == 0 and self.dense_penalty is not None:
             self.dense_penalty(host.model)
         if self.state.stage and self.observe is not None:
-            self.observe(self._params, step - self.state.stage_start_step, self._stage_steps(host))
+            self.observe(self._held.params, step - self.state.stage_start_step, self._stage_steps(host))
         if self.state.masks is not None:
-            grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
-            apply_masks([g for g, _ in grads], [m for _, m in grads])
+            self._held.mask_gradients()
 
     def batch_end(self, host: Host, step: int) -> None:
         """After an optimizer step: keep the rewind point, prune on a gradual schedule, let the pruner move the
@@ -200,7 +195,7 @@ class StageEngine:
         else:
             self._prune_on_schedule(host, step)
         if self.state.masks is not None:
-            apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+            self._held.mask_weights()
         if self.state.stage:
             self._update_masks(host, step)
 
@@ -244,7 +239,7 @@ class StageEngine:
 
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
-        return any(r["stage"] == self.state.stage for r in self.state.rows)
+        return recording.has_row(self.state.rows, self.state.stage)
 
     def _keep_dense(self, model: nn.Module) -> None:
         """Keep a copy of `model` to prune every one-shot stage from; a resumed run's copy gets the dense
@@ -267,10 +262,10 @@ class StageEngine:
             state.masks = full_masks(params)
         state.stage, state.stage_start_step = stage, step
         self._prune(self.schedule.target_at(stage, 0, host.steps_per_epoch), host)
-        if self.schedule.retrain == "scratch_b":
+        if self.schedule.retraining.match_compute:
             self._match_compute(host)
         self.rewinder.restore(host.model, stage, state.rewind_state)
-        self._enforce_masks(host.model)
+        self._hold_masks(host.model)
         host.set_stage(self._lengths()[stage], self.schedule.stage_lr_scale(stage))
         host.rebuild_optimizers()
 
@@ -280,8 +275,8 @@ class StageEngine:
         return self.state.stage_epochs or planned
 
     def _match_compute(self, host: Host) -> None:
-        """Scratch-B: this stage trains dense MACs / pruned MACs times dense training's epochs."""
-        ratio = self.state.rows[0]["macs"] / nonzero_macs(host.model, host.input_shape)
+        """Matching compute (scratch_b): this stage trains dense MACs / pruned MACs times dense training's epochs."""
+        ratio = recording.dense_macs(self.state.rows) / nonzero_macs(host.model, host.input_shape)
         lengths = self._lengths()
         lengths[self.state.stage] = max(1, round(self.schedule.pretrain_epochs * ratio))
         self.state.stage_epochs = lengths
@@ -295,11 +290,11 @@ class StageEngine:
         if self.update is None:
             return
         step = global_step - self.state.stage_start_step
-        masks = self.update(self._params, self.state.masks, step, self._stage_steps(host),
+        masks = self.update(self._held.params, self.state.masks, step, self._stage_steps(host),
                             update_seed(self.seed, self.state.stage, step))
         if masks is not None:
             self.state.masks = masks
-            self._enforce_masks(host.model)
+            self._hold_masks(host.model)
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
         """Prune to `target`; with `measure`, take validation accuracy at once (`acc_before_ft`)."""
@@ -310,7 +305,7 @@ class StageEngine:
         if removal is not None:
             self.state.removal = removal()
         host.model_changed()
-        self._enforce_masks(host.model)
+        self._hold_masks(host.model)
         if measure:
             self.state.pending = {"acc_before_ft": host.evaluate("val")["acc"]}
 
@@ -332,17 +327,18 @@ class StageEngine:
         compute, costs = self.meter.measure(model, host.input_shape, params, nonzero, dense,
                                             latency=self.meter.times(state.stage, self.schedule.num_stages))
         now = time.perf_counter()
-        row = rows.stage_row(
-            self.labels, state.stage, self.schedule.targets[state.stage - 1] if state.stage else 0.0,
-            self._sparsity(model), params, nonzero,
-            sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
-            compute, state.pending.get("acc_before_ft", val["acc"]), val, test, epoch,
-            now - self._stage_started, now - self._started,
+        measured = StageMeasures(
+            stage=state.stage, target=self.schedule.targets[state.stage - 1] if state.stage else 0.0,
+            sparsity=self._sparsity(model), params=params, nonzero=nonzero,
+            empty_layers=sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
+            compute=compute, acc_before_ft=state.pending.get("acc_before_ft", val["acc"]), val=val, test=test,
+            epoch=epoch, stage_time_s=now - self._stage_started, wall_time_s=now - self._started,
         )
+        row = recording.stage_row(self.labels, measured)
         self._stage_started = time.perf_counter()
         state.rows.append(row)
         state.pending = {}
-        layers = rows.layer_rows(state.stage, costs, rows.dense_layer_params(state.layer_rows))
+        layers = recording.layer_rows(state.stage, costs, recording.dense_layer_params(state.layer_rows))
         state.layer_rows += layers
         if self.schedule.save_masks and state.stage:
             state.stage_masks[state.stage] = {n: m.cpu() for n, m in state.masks.items()}
@@ -353,8 +349,8 @@ class StageEngine:
                 sink.stage_done(record)
         log.info(
             "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
-            state.stage, self.schedule.num_stages, row["target_sparsity"], row["sparsity"],
-            row["acc_before_ft"], row["val_acc"], row["test_acc"],
+            state.stage, self.schedule.num_stages, measured.target, measured.sparsity,
+            measured.acc_before_ft, val["acc"], test["acc"],
         )
 
     def _sparsity(self, model: nn.Module) -> float:
@@ -363,13 +359,8 @@ class StageEngine:
             return 0.0
         return pruned_fraction(self.pruner.parameters(model), self.state.masks, self.state.dense_total)
 
-    def _enforce_masks(self, model: nn.Module) -> None:
-        params = self.pruner.parameters(model)
-        self.state.masks = {n: m.to(params[n].device) for n, m in self.state.masks.items()}
-        # Multiplying by a mask of the weights' own dtype is about 6x faster than by a bool mask.
-        self._pairs = [(params[n], self.state.masks[n].to(params[n].dtype)) for n in self.state.masks]
-        self._params = {n: params[n] for n in self.state.masks}
-        apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+    def _hold_masks(self, model: nn.Module) -> None:
+        self.state.masks = self._held.hold(self.pruner.parameters(model), self.state.masks)
 
 
 def check_pruner(pruner, schedule: Schedule) -> None:
@@ -377,3 +368,16 @@ def check_pruner(pruner, schedule: Schedule) -> None:
     if getattr(pruner, "needs_gradual", False) and not schedule.gradual:
         raise ConfigError("schedule", f"{type(pruner).__name__} scores weights while they train, so it prunes "
                           "between steps, which this schedule does not", "use a gradual schedule: schedule=agp")
+
+
+def _shapes(model: nn.Module) -> dict:
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def restore_dense(model: nn.Module, dense: nn.Module) -> nn.Module:
+    """`model` with the weights of `dense` again: in place while the shapes still match (parameter
+    objects, and so DDP's references, stay); a fresh copy of `dense` after channels were removed."""
+    if _shapes(model) == _shapes(dense):
+        model.load_state_dict(dense.state_dict())
+        return model
+    return copy.deepcopy(dense)

@@ -1,12 +1,25 @@
 """Schedules: which sparsities, when to prune to them, how long to train, where survivors restart."""
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from prunelab.errors import ConfigError
 
 REWIND_POINTS = ("init", "random")  # besides a number of optimizer steps
-RETRAIN = ("finetune", "scratch_e", "scratch_b")
+
+
+class Retraining(NamedTuple):
+    """What a `retrain` setting does with each pruned network."""
+
+    reinitialise: bool  # train it from a fresh initialisation, for dense training's epochs at the optimizer's LR
+    match_compute: bool  # lengthen its stage to dense training's compute (dense MACs / pruned MACs times its epochs)
+
+
+RETRAININGS = {  # Liu et al. 2019, by `Schedule.retrain`
+    "finetune": Retraining(reinitialise=False, match_compute=False),
+    "scratch_e": Retraining(reinitialise=True, match_compute=False),
+    "scratch_b": Retraining(reinitialise=True, match_compute=True),
+}
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,9 @@ class Schedule:
         return sum(self.stage_epochs(k) for k in range(self.num_stages + 1))
 
     @property
-    def scratch(self) -> bool:
-        """Whether pruned networks train from a fresh initialisation (`retrain` scratch_e or scratch_b)."""
-        return self.retrain != "finetune"
+    def retraining(self) -> Retraining:
+        """What `retrain` does with each pruned network."""
+        return RETRAININGS[self.retrain]
 
     @property
     def rewind_step(self) -> int | None:
@@ -81,10 +94,10 @@ class Schedule:
 
     def stage_epochs(self, stage: int) -> int:
         """Planned epochs of `stage`: dense training's, or fine-tuning's (training from scratch: dense training's)."""
-        return self.pretrain_epochs if stage == 0 or self.scratch else self.finetune_epochs
+        return self.pretrain_epochs if stage == 0 or self.retraining.reinitialise else self.finetune_epochs
 
     def stage_lr_scale(self, stage: int) -> float:
-        return 1.0 if stage == 0 or self.scratch else self.finetune_lr_scale
+        return 1.0 if stage == 0 or self.retraining.reinitialise else self.finetune_lr_scale
 
     def target_at(self, stage: int, step: int, steps_per_epoch: int) -> float | None:
         """The sparsity to prune to after `step` optimizer steps of stage `stage` (>= 1), or None.
@@ -168,9 +181,9 @@ def check_schedule(s: Schedule) -> None:
 
 def check_retrain(s: Schedule) -> None:
     """Training from scratch needs a known pruned network per target and a dense training to match."""
-    if s.retrain not in RETRAIN:
-        raise ConfigError("schedule.retrain", f"unknown retraining {s.retrain!r}", f"use one of {list(RETRAIN)}")
-    if not s.scratch:
+    if s.retrain not in RETRAININGS:
+        raise ConfigError("schedule.retrain", f"unknown retraining {s.retrain!r}", f"use one of {list(RETRAININGS)}")
+    if not s.retraining.reinitialise:
         return
     if s.cumulative:
         raise ConfigError("schedule.retrain", f"{s.retrain} retrains the network the method prunes from the dense "

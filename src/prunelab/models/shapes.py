@@ -1,8 +1,6 @@
-"""Helpers shared by the model constructors."""
+"""The input shape a model is built for: read as (C, H, W), checked against a model's minimum size."""
 
 from collections.abc import Sequence
-
-from torch import nn
 
 from prunelab.errors import ConfigError
 
@@ -21,21 +19,3 @@ def require_size(model: str, input_shape: Sequence[int], minimum: int, fix: str)
     _, h, w = chw(input_shape)
     if min(h, w) < minimum:
         raise ConfigError("model", f"{model} needs inputs of at least {minimum}x{minimum}, got {h}x{w}", fix)
-
-
-def init_weights(model: nn.Module) -> nn.Module:
-    """Kaiming-normal convs (He et al.), unit-scale BatchNorm; Linear keeps PyTorch's default."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return model
-
-
-def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    """A 3x3 same-padding conv, BatchNorm and ReLU."""
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]

@@ -1,4 +1,4 @@
-"""Run identity for the store: the settings that determine a run, and their hash.
+"""A run's identity: the settings that determine a run (and its dense model), and their hash.
 
 A key hashes only the settings that differ from their defaults (the `_target_`'s signature
 defaults), so adding a setting with a default keeps every existing key (OpenLTH's rule).

@@ -1,0 +1,33 @@
+"""Holding masks: pruned weights stay at exactly zero while the network trains."""
+
+import torch
+
+from prunelab.pruning.masks import Masks, apply_masks
+
+
+class HeldMasks:
+    """The (parameter, mask) pairs of a model's prunable weights: gradients are masked before the optimizer
+    step and weights after it. `hold` re-targets the masks after surgery replaced parameters or they moved."""
+
+    def __init__(self):
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.params: dict[str, torch.Tensor] = {}  # the held weights by name, for pruners that act while training
+
+    def hold(self, params: dict[str, torch.Tensor], masks: Masks) -> Masks:
+        """Hold `masks` over `params` (the pruner's parameters of the model now) and zero the pruned weights;
+        returns the masks on their weights' devices."""
+        masks = {n: m.to(params[n].device) for n, m in masks.items()}
+        # Multiplying by a mask of the weights' own dtype is about 6x faster than by a bool mask.
+        self._pairs = [(params[n], masks[n].to(params[n].dtype)) for n in masks]
+        self.params = {n: params[n] for n in masks}
+        self.mask_weights()
+        return masks
+
+    def mask_gradients(self) -> None:
+        """Zero the gradients of the pruned weights (before an optimizer step)."""
+        grads = [(p.grad, m) for p, m in self._pairs if p.grad is not None]
+        apply_masks([g for g, _ in grads], [m for _, m in grads])
+
+    def mask_weights(self) -> None:
+        """Zero the pruned weights (after an optimizer step)."""
+        apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])

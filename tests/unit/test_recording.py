@@ -1,0 +1,24 @@
+"""A stage's results row: every measure under its column, in results.csv's order."""
+
+from prunelab.training.recording import StageMeasures, has_row, stage_row
+
+
+def measures(test: dict) -> StageMeasures:
+    return StageMeasures(stage=1, target=0.5, sparsity=0.49, params=100, nonzero=51, empty_layers=0,
+                         compute={"macs": 10, "nonzero_macs": 5}, acc_before_ft=0.7, val={"acc": 0.8}, test=test,
+                         epoch=3, stage_time_s=1.5, wall_time_s=4.0)
+
+
+def test_a_stage_row_has_the_labels_then_the_measures_in_order():
+    row = stage_row({"method": "magnitude", "seed": 0}, measures({"acc": 0.75}))
+    assert list(row.items()) == [
+        ("method", "magnitude"), ("seed", 0), ("stage", 1), ("target_sparsity", 0.5), ("sparsity", 0.49),
+        ("params", 100), ("nonzero_params", 51), ("empty_layers", 0), ("macs", 10), ("nonzero_macs", 5),
+        ("acc_before_ft", 0.7), ("val_acc", 0.8), ("test_acc", 0.75), ("epoch", 3), ("stage_time_s", 1.5),
+        ("wall_time_s", 4.0)]
+    assert has_row([row], 1) and not has_row([row], 2)
+
+
+def test_top5_accuracy_has_its_column_after_top1_when_measured():
+    row = stage_row({}, measures({"acc": 0.75, "acc_top5": 0.95}))
+    assert list(row)[list(row).index("test_acc") + 1] == "test_acc_top5" and row["test_acc_top5"] == 0.95
