@@ -9,7 +9,7 @@ import torch
 import wandb
 
 from prunelab import scores
-from prunelab.analysis import compare, gather, report
+from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
 from prunelab.pruning.masks import count_parameters
 from prunelab.runs.run import load_dense
@@ -174,4 +174,4 @@ def test_wandb_api_runs_become_the_same_results_rows():
     assert kept[0].layers["sparsity"].tolist() == [0.75, 0.9]
     sweep = gather.build_sweep(kept, skipped)
     assert sweep.runs["series"].unique().tolist() == ["magnitude"], "seeds aside, the two runs are one series"
-    assert compare.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])
+    assert aggregate.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])

@@ -85,10 +85,10 @@ class CompareSweep(Callback):
             return
         comparison = compare.compare(sweep)
         paths = compare.write(comparison, sweep_dir)
-        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.values())))
+        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.files())))
         if config.logger.name == "wandb":
             logger = config.logger
-            upload.log_comparison(comparison, paths["png"], str(sweep_dir),
+            upload.log_comparison(comparison, paths.figure, str(sweep_dir),
                                   group=logger.group or session.group_name(config.hydra.sweep.dir),
                                   mode=logger.mode, tags=list(logger.tags), project=logger.project,
                                   entity=logger.get("entity"))
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     comparison = compare.compare(sweep)
     paths = compare.write(comparison, args.out)
     print(comparison.markdown)
-    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.values())))
+    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.files())))
 
 
 if __name__ == "__main__":
