@@ -3,7 +3,7 @@
     python experiments/analyse.py han2015 multirun/<date>/<time> [--figure experiments/han2015.png]
 
 Prints our numbers (mean ± sample std over seeds, n seeds) and each criterion with pass or fail, as
-in experiments/README.md. The figure is the sweep's comparison figure (`prunelab.analysis.compare`) without
+in experiments/README.md. The figure is the sweep's comparison figure (`prunelab.analysis.figures`) without
 the stage-0 rows of runs pruned at initialisation (the untrained network).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunelab.analysis import compare, gather
+from prunelab.analysis import aggregate, figures, gather
 
 LOTTERY_SERIES = {"lottery": "ticket", "lottery_reinit": "random re-init"}
 
@@ -201,7 +201,7 @@ def figure_table(runs: pd.DataFrame) -> pd.DataFrame:
     trained = runs[~((runs["stage"] == 0) & (runs["epoch"] == 0))]
     if set(trained["schedule"]) & set(LOTTERY_SERIES):
         trained = trained.assign(series=trained["schedule"].map(LOTTERY_SERIES))
-    return compare.aggregate(trained)
+    return aggregate.aggregate(trained)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.experiment in TABLES:
         print(TABLES[args.experiment](sweep.runs).to_string())
     if args.figure:
-        compare.plot_comparison(figure_table(sweep.runs)).savefig(args.figure, dpi=120)
+        figures.plot_comparison(figure_table(sweep.runs)).savefig(args.figure, dpi=120)
         print(f"  figure: {args.figure}")
 
 

@@ -21,7 +21,7 @@ from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, count_parameters, full_masks, param_sparsity, weight_sparsity
 from prunelab.runs.folder import RunFolder
 from prunelab.seeds import prune_generator
-from prunelab.tracking import LoggerSink
+from prunelab.tracking.sink import LoggerSink
 from prunelab.training.callback import PruningCallback
 from prunelab.training.engine import StageEngine
 from prunelab.training.meter import Meter

@@ -4,7 +4,11 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 @contextmanager
@@ -34,8 +38,8 @@ def write_json(path: Path | str, value) -> None:
     write_text(path, json.dumps(value, indent=1, default=str))
 
 
-def write_table(path: Path | str, rows: list[dict]) -> None:
-    """Write `rows` as a CSV table to `path` atomically."""
+def write_table(path: Path | str, rows: "list[dict] | pd.DataFrame") -> None:
+    """Write `rows` (dicts or a DataFrame) as a CSV table to `path` atomically."""
     import pandas as pd
 
     with replacing(path) as tmp:
@@ -48,3 +52,9 @@ def save_torch(path: Path | str, obj) -> None:
 
     with replacing(path) as tmp:
         torch.save(obj, tmp)
+
+
+def save_figure(path: Path | str, figure: "Figure", **savefig) -> None:
+    """`figure.savefig(path, **savefig)` atomically, in the format `path`'s suffix names."""
+    with replacing(path) as tmp:
+        figure.savefig(tmp, format=Path(path).suffix.removeprefix("."), **savefig)

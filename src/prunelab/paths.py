@@ -1,4 +1,5 @@
-"""Every file of a run folder and of the dense-model cache, named once (OpenLTH's `paths.py` rule)."""
+"""Every file of a run folder, of the dense-model cache and of a sweep's comparison, named once (OpenLTH's
+`paths.py` rule)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,29 @@ class DensePaths:
 
 def dense_entry(store_dir: Path | str, key: str) -> DensePaths:
     return DensePaths(Path(store_dir) / "dense" / key)
+
+
+@dataclass(frozen=True)
+class ComparisonPaths:
+    """The files of a sweep's comparison, in the sweep directory (or `prunelab-report --out`)."""
+
+    root: Path
+
+    @property
+    def figure(self) -> Path:
+        """Accuracy against the weights remaining, one line per series."""
+        return self.root / "comparison.png"
+
+    @property
+    def table(self) -> Path:
+        """Per series and target sparsity, the mean and std over seeds of every results column."""
+        return self.root / "comparison.csv"
+
+    @property
+    def document(self) -> Path:
+        """The comparison's tables as markdown."""
+        return self.root / "comparison.md"
+
+    def files(self) -> list[Path]:
+        """Every file the comparison writes."""
+        return [self.figure, self.table, self.document]

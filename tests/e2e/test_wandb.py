@@ -8,11 +8,12 @@ import pytest
 import torch
 import wandb
 
-from prunelab import scores, tracking
-from prunelab.analysis import compare, gather, report
+from prunelab import scores
+from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
 from prunelab.pruning.masks import count_parameters
 from prunelab.runs.run import load_dense
+from prunelab.tracking import session
 from tests.helpers import (
     TINY,
     compose_config,
@@ -140,10 +141,10 @@ def test_a_failed_run_is_finished_and_marked_failed_in_wandb(tmp_path):
 def test_sweep_runs_are_grouped_by_their_sweep_directory():
     labels = {"method": "snip", "family": "gradient", "model": "resnet20", "dataset": "cifar10",
               "schedule": "oneshot", "seed": 2}
-    identity = tracking.run_identity(labels, tracking.group_name("multirun/2025-01-01/10-00-00"), tags=["x"])
+    identity = session.run_identity(labels, session.group_name("multirun/2025-01-01/10-00-00"), tags=["x"])
     assert identity == {"name": "snip_resnet20_cifar10_s2", "group": "multirun/2025-01-01/10-00-00",
                         "job_type": "snip", "tags": ["snip", "gradient", "resnet20", "cifar10", "oneshot", "seed=2", "x"]}
-    assert len(tracking.group_name("/" + "a" * 300)) == 128
+    assert len(session.group_name("/" + "a" * 300)) == 128
 
 
 # -- the W&B API path of prunelab-report, with fake API runs ------------------------------------------
@@ -173,4 +174,4 @@ def test_wandb_api_runs_become_the_same_results_rows():
     assert kept[0].layers["sparsity"].tolist() == [0.75, 0.9]
     sweep = gather.build_sweep(kept, skipped)
     assert sweep.runs["series"].unique().tolist() == ["magnitude"], "seeds aside, the two runs are one series"
-    assert compare.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])
+    assert aggregate.aggregate(sweep.runs)["test_acc_mean"].tolist() == pytest.approx([0.9, 0.795, 0.7])

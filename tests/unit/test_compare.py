@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from prunelab import scores
-from prunelab.analysis import compare, gather
+from prunelab.analysis import aggregate, compare, gather
 from prunelab.labels import FAMILIES
+from prunelab.paths import ComparisonPaths
 from tests.helpers import (
     CONF,
     fake_results,
@@ -38,7 +39,7 @@ def test_aggregate_gives_mean_and_std_over_seeds_per_method_and_target():
     runs = pd.concat([fake_results("a", 0, [0.9, 0.8, 0.6]).assign(run="a0"),
                       fake_results("a", 1, [0.8, 0.6, 0.4]).assign(run="a1"),
                       fake_results("b", 0, [0.9, 0.9, 0.9], family="random").assign(run="b0")])
-    agg = compare.aggregate(runs.assign(series=runs["method"]))
+    agg = aggregate.aggregate(runs.assign(series=runs["method"]))
     a = agg[agg["series"] == "a"].set_index("target_sparsity")
     assert a["n"].tolist() == [2, 2, 2]
     assert a["test_acc_mean"].tolist() == pytest.approx([0.85, 0.7, 0.5])
@@ -80,7 +81,7 @@ def test_gather_takes_globs_and_labels_variants_apart(tmp_path):
     write_sweep(tmp_path / "s2", {"magnitude": [0.9, 0.85, 0.8]}, scope="layer")
     sweep = gather.gather([str(tmp_path / "s*")])
     assert sorted(sweep.runs["series"].unique()) == ["magnitude (scope=global)", "magnitude (scope=layer)"]
-    agg = compare.aggregate(sweep.runs)
+    agg = aggregate.aggregate(sweep.runs)
     assert (agg["n"] == 2).all(), "seeds are averaged, scopes are not"
 
 
@@ -141,7 +142,7 @@ def test_the_best_is_bold_and_only_gaps_beyond_the_spread_over_seeds_are_marked(
     # 50%: 1 point apart, within 0.71 + 0.71; 80%: 20 points apart, beyond it
     assert "| magnitude | magnitude | 2 | **90.50 ± 0.71** | **80.50 ± 0.71** | **70.50 ± 0.71** |" in text
     assert "| random | magnitude | 2 | **90.50 ± 0.71** | 79.50 ± 0.71 | 50.50 ± 0.71 ▼ |" in text  # a tie is bold too
-    assert compare.beyond_spread((0.9, 0.01), (0.5, float("nan"))) is False  # one seed: no spread, no mark
+    assert aggregate.beyond_spread((0.9, 0.01), (0.5, float("nan"))) is False  # one seed: no spread, no mark
 
 
 def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path):
@@ -149,12 +150,23 @@ def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path
     write_sweep(tmp_path / "s", {"l1_filter": [0.90, 0.60, 0.20]}, seeds=(0,), targets=(0.5, 0.9),
                 family="structural")
     comparison = compare.compare(gather.gather([tmp_path]))
-    table = compare.separation(comparison.table)
+    table = aggregate.separation(comparison.table)
     assert table["series"].tolist() == ["magnitude", "l1_filter"] and (table["sparsity"] == 0.8).all()
     # l1_filter between (0.5, 0.60) and (0.9, 0.20) at 0.8: 0.60 - 0.40 * 0.3 / 0.4 = 0.30
     assert table["test_acc"].tolist() == pytest.approx([0.70, 0.30])
     assert table["acc_before_ft"].tolist() == pytest.approx([0.70, 0.30])
     assert "best family magnitude, worst structural, 40.0 points apart after fine-tuning" in comparison.markdown
+
+
+def test_write_puts_every_comparison_file_in_place_whole(tmp_path):
+    write_sweep(tmp_path / "sweep", {"magnitude": [0.9, 0.8, 0.7]})
+    comparison = compare.compare(gather.gather([tmp_path / "sweep"]))
+    paths = compare.write(comparison, tmp_path / "out")
+    assert paths == ComparisonPaths(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths.files())
+    assert paths.figure.read_bytes().startswith(b"\x89PNG")  # the format of its name, not of its temp file's
+    pd.testing.assert_frame_equal(pd.read_csv(paths.table), comparison.table, check_dtype=False)
+    assert paths.document.read_text() == comparison.markdown
 
 
 # -- a real multirun ---------------------------------------------------------------------------

@@ -1,12 +1,9 @@
 """Scratch controls in a comparison: their own line style in their method's colour, and the verdict table."""
 
-from prunelab.analysis.compare import (
-    RETRAIN_STYLES,
-    aggregate,
-    scratch_table,
-    series_styles,
-)
+from prunelab.analysis.aggregate import aggregate
+from prunelab.analysis.figures import RETRAIN_STYLES, series_styles
 from prunelab.analysis.gather import Run, build_sweep
+from prunelab.analysis.tables import scratch_table
 from tests.helpers import fake_results
 
 

@@ -85,13 +85,13 @@ def test_pruned_fraction_is_mask_sparsity_for_masks_and_counts_removed_weights()
 def test_layer_table_reaches_wandb_once_per_stage(tmp_path):
     from omegaconf import OmegaConf
 
-    from prunelab import tracking
+    from prunelab.tracking import loggers, sink
     from tests.helpers import compose_config
 
     config = OmegaConf.to_container(compose_config(), resolve=True)
-    logger = tracking.wandb_logger(save_dir=str(tmp_path), run_config=config, mode="offline")
+    logger = loggers.wandb_logger(save_dir=str(tmp_path), run_config=config, mode="offline")
     for stage in (0, 1):
-        tracking.log_layer_table([logger], stage, [{"stage": stage, "layer": "0", "params": 4, "sparsity": 0.5}])
+        sink.log_layer_table([logger], stage, [{"stage": stage, "layer": "0", "params": 4, "sparsity": 0.5}])
     logger.experiment.finish()
     files = tmp_path.glob("wandb/offline-run-*/files/media/table/layers/*.table.json")
     tables = sorted(p.name.split("_")[1] for p in files)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from prunelab.analysis import compare, gather
 from prunelab.labels import run_labels
+from prunelab.tracking import session, upload
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,13 @@ class CompareSweep(Callback):
             return
         comparison = compare.compare(sweep)
         paths = compare.write(comparison, sweep_dir)
-        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.values())))
+        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.files())))
         if config.logger.name == "wandb":
-            from prunelab import (
-                tracking,  # Lightning and torch: only when W&B needs them
-            )
-
             logger = config.logger
-            tracking.log_comparison(comparison, paths["png"], str(sweep_dir),
-                                    group=logger.group or tracking.group_name(config.hydra.sweep.dir),
-                                    mode=logger.mode, tags=list(logger.tags), project=logger.project,
-                                    entity=logger.get("entity"))
+            upload.log_comparison(comparison, paths.figure, str(sweep_dir),
+                                  group=logger.group or session.group_name(config.hydra.sweep.dir),
+                                  mode=logger.mode, tags=list(logger.tags), project=logger.project,
+                                  entity=logger.get("entity"))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     comparison = compare.compare(sweep)
     paths = compare.write(comparison, args.out)
     print(comparison.markdown)
-    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.values())))
+    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.files())))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from prunelab import tasks, tracking
+from prunelab import tasks
+from prunelab.tracking import sink
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
@@ -96,7 +97,7 @@ def start(spec: RunSpec) -> tuple[Parts, object]:
         try:
             parts = prepare(spec, sinks=[RunFolder(spec.paths)])
         except BaseException:
-            tracking.finish([logger] if (logger := started.result()) else [], failed=True)
+            sink.finish([logger] if (logger := started.result()) else [], failed=True)
             raise
         return parts, started.result()
 
@@ -166,7 +167,7 @@ def run(spec: RunSpec) -> RunResult:
     paths.root.mkdir(parents=True, exist_ok=True)
     parts, logger = start(spec)
     loggers = [logger] if logger else []
-    parts.engine.sinks.append(tracking.LoggerSink(loggers))
+    parts.engine.sinks.append(sink.LoggerSink(loggers))
     stamp = resume.Stamp("run", spec.settings)
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
         trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
@@ -174,7 +175,7 @@ def run(spec: RunSpec) -> RunResult:
         if trainer.is_global_zero:
             made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
             write_protocol(paths, made)
-            tracking.log_protocol(loggers, made)
+            sink.log_protocol(loggers, made)
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
@@ -182,12 +183,12 @@ def run(spec: RunSpec) -> RunResult:
                        engine.state.removal.get("history", []), program=config["save_model"] is True)
         if config["export_onnx"] and trainer.is_global_zero:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
-            tracking.log_onnx(loggers, record)
+            sink.log_onnx(loggers, record)
         layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
-        tracking.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model, parts.task)
+        sink.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model, parts.task)
     except BaseException:
-        tracking.finish(loggers, failed=True)
+        sink.finish(loggers, failed=True)
         raise
-    tracking.finish(loggers, failed=False)
+    sink.finish(loggers, failed=False)
     log.info("results: %s", paths.results)
     return RunResult(pd.DataFrame(parts.engine.rows), parts.module, parts.engine.masks)

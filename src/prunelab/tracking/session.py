@@ -1,0 +1,81 @@
+"""A W&B run's session: its mode, whether we are logged in, starting it with fallbacks, its name and group."""
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prunelab.labels import run_name
+
+log = logging.getLogger(__name__)
+
+
+def _logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(mode: str) -> str:
+    """`auto` means WANDB_MODE if set, else online when logged in, else offline."""
+    if mode != "auto":
+        return mode
+    return os.environ.get("WANDB_MODE") or ("online" if _logged_in() else "offline")
+
+
+def sync_hint(run) -> str:
+    """Where a W&B run's files are and the command that uploads them."""
+    run_dir = Path(run.dir).parent
+    return f"its files are in {run_dir}; upload them with: wandb sync {run_dir}"
+
+
+def start_run(mode: str = "auto", **init):
+    """`wandb.init(**init)` in `mode`; if that fails (not logged in, no network), offline; if even
+    that fails, disabled. Never raises; says where an offline run is and how to upload it."""
+    import wandb
+
+    wanted = wandb_mode(mode)
+    for attempt in dict.fromkeys([wanted, "offline"]):
+        try:
+            run = wandb.init(mode=attempt, reinit="finish_previous", **init)
+        except Exception as err:  # any W&B failure: fall back, never stop the run
+            log.warning("W&B: could not start the run in %s mode (%s); falling back", attempt, str(err).splitlines()[0])
+            continue
+        if run.settings.mode == "offline":
+            (log.info if attempt == wanted else log.warning)("W&B: offline run; %s", sync_hint(run))
+        elif run.settings.mode == "online":
+            log.info("W&B: %s", run.url)
+        return run
+    log.warning("W&B: disabled for this run; results.csv and the logs are unaffected")
+    return wandb.init(mode="disabled", reinit="finish_previous", **init)
+
+
+def group_name(sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep: its directory as configured (W&B allows 128 characters)."""
+    return str(sweep_dir)[-128:]
+
+
+def sweep_group() -> str | None:
+    """The running Hydra multirun's group, None outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return group_name(HydraConfig.get().sweep.dir)
+
+
+def run_identity(labels: dict, group: str | None, tags=()) -> dict:
+    """wandb.init's name, group, job_type (the method) and tags from a run's labels."""
+    return {
+        "name": run_name(labels),
+        "group": group,
+        "job_type": labels["method"],
+        "tags": list(dict.fromkeys([labels["method"], labels["family"], labels["model"], labels["dataset"],
+                                    labels["schedule"], f"seed={labels['seed']}", *tags])),
+    }
