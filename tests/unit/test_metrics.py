@@ -7,7 +7,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.models.attention import split_attention
-from prunelab.pruning.masks import full_masks, pruned_fraction, sparsity
+from prunelab.pruning.masks import full_masks, param_sparsity, sparsity, weight_sparsity
 from prunelab.training.meter import Meter, layer_costs
 from prunelab.training.recording import layer_rows
 
@@ -73,13 +73,24 @@ def test_bad_meter_settings_are_config_errors(key):
         Meter(**{key: -1})
 
 
-def test_pruned_fraction_is_mask_sparsity_for_masks_and_counts_removed_weights():
-    params = {"a": torch.zeros(4, 5), "b": torch.zeros(10)}
+def test_weight_sparsity_counts_zeroed_and_removed_weights_of_the_dense_count():
+    params = {"a": torch.ones(4, 5), "b": torch.ones(10)}
     masks = full_masks(params)
     masks["a"][:2] = False
-    assert pruned_fraction(params, masks, 30) == sparsity(masks) == pytest.approx(10 / 30)
-    shrunk = {"a": torch.zeros(2, 5), "b": torch.zeros(10)}  # half of a's rows removed, no masks
-    assert pruned_fraction(shrunk, {}, 30) == pytest.approx(10 / 30)
+    params["a"][:2] = 0
+    assert weight_sparsity(params) == sparsity(masks) == pytest.approx(10 / 30)
+    shrunk = {"a": torch.ones(2, 5), "b": torch.ones(10)}  # half of a's rows removed, no masks
+    assert weight_sparsity(shrunk, 30) == pytest.approx(10 / 30)
+
+
+def test_param_sparsity_counts_every_tensor_against_the_dense_model():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))  # 15 + 8 = 23 parameters
+    assert param_sparsity(model) == 0.0
+    with torch.no_grad():
+        model[0].weight[:2] = 0  # 8 zeroed
+    assert param_sparsity(model) == pytest.approx(8 / 23)
+    small = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Linear(1, 2))  # 5 + 4 = 9 left of 23
+    assert param_sparsity(small, 23) == pytest.approx(1 - 9 / 23)
 
 
 def test_layer_table_reaches_wandb_once_per_stage(tmp_path):

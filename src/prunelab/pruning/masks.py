@@ -47,12 +47,6 @@ def sparsity(masks: Masks) -> float:
     return 1.0 - kept / total if total else 0.0
 
 
-def pruned_fraction(params: dict[str, torch.Tensor], masks: Masks, dense_total: int) -> float:
-    """Fraction of `dense_total` weights removed from `params` or zeroed by `masks` (missing masks keep all)."""
-    kept = sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in params.items())
-    return 1.0 - kept / dense_total if dense_total else 0.0
-
-
 def weight_sparsity(weights: dict[str, torch.Tensor], dense_weights: int | None = None) -> float:
     """`weight_sparsity` (see `prunelab.results`): the fraction of the dense model's `dense_weights` prunable
     weights that are zero or removed, from the prunable `weights` as they are now (None: they are the dense ones)."""

@@ -84,7 +84,7 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
                          num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
     engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
-                         model_factory=partial(build, config["model"]), sinks=sinks or [])
+                         model_factory=partial(build, config["model"]), sinks=sinks or [], task=task)
     return Parts(datamodule, module, engine, task)
 
 

@@ -17,10 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prunelab import results
 from prunelab.errors import ConfigError, Diverged
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
-from prunelab.pruning.masks import Masks, count_parameters, full_masks, pruned_fraction
+from prunelab.pruning.masks import Masks, count_parameters, full_masks, param_sparsity, weight_sparsity
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
+from prunelab.tasks import CLASSIFICATION, Task
 from prunelab.training import recording
 from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
@@ -40,7 +43,7 @@ class Host(Protocol):
     input_shape: Sequence[int]
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Accuracies of the current weights on `split` ("val" or "test")."""
+        """The task's metrics of the current weights on `split` ("val" or "test"), by name (`acc`, `acc_top5`)."""
 
     def train_batches(self) -> Iterable:
         """A fresh iterable over the training batches."""
@@ -89,15 +92,15 @@ class EngineState:
     stage: int = 0
     masks: Masks | None = None
     rows: list[dict] = field(default_factory=list)
-    pending: dict = field(default_factory=dict)  # acc_before_ft of the running stage
+    pending: dict = field(default_factory=dict)  # the metric before fine-tuning of the running stage
     dense_state: dict | None = None  # one-shot: the dense weights every stage starts from
-    dense_total: int | None = None  # weights the pruner may touch in the dense model
+    dense_weights: int | None = None  # the dense model's prunable weights (`Pruner.weights`)
     layer_rows: list[dict] = field(default_factory=list)
     rewind_state: dict | None = None
     stage_start_step: int = 0
     stage_masks: dict[int, Masks] = field(default_factory=dict)
     stage_epochs: list[int] = field(default_factory=list)  # lengths set when stages began (scratch_b)
-    pruner_state: dict | None = None  # what a pruner learns while training (movement scores)
+    pruner_state: dict = field(default_factory=dict)  # what a pruner learns while training (movement scores)
     removal: dict = field(default_factory=dict)  # structural pruners: what rebuilds the pruned model from the dense
 
 
@@ -105,32 +108,25 @@ class StageEngine:
     """Runs a pruning `schedule` with `pruner` over one continuous training of `schedule.total_epochs` epochs.
 
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
-    measures validation accuracy before fine-tuning, and rebuilds the optimizer and LR schedule.
+    measures the task's validation metric before fine-tuning, and rebuilds the optimizer and LR schedule.
     Pruned weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. A pruner may remove channels (new parameter shapes) and may define
-    `dense_penalty(model)`, applied to the gradients during dense training. Gradual schedules
-    (`schedule.target_at` during a stage) prune between steps. A non-finite training loss raises
-    `Diverged`.
-
-    Pruners that act while pruned networks train define any of: `observe(params, step, steps)`,
-    called with the dense gradients before each optimizer step (`step` of the stage's `steps` done);
-    `update(params, masks, step, steps, seed) -> masks | None`, called after each step (new masks
-    move the mask; `seed` draws what the update draws); `state_dict()`/`load_state_dict(state)`
-    for what they accumulate; `needs_gradual = True` when they can only prune on a gradual schedule.
+    weights after it. The pruner is a `prunelab.pruning.Pruner`; the engine calls its hooks (see there):
+    `dense_penalty` during dense training, `observe` before and `update` after each optimizer step of a
+    pruned network, `removal`/`replay` for removed structure. Gradual schedules (`schedule.target_at`
+    during a stage) prune between steps. A non-finite training loss raises `Diverged`.
     Training from scratch (`schedule.retraining`) re-initialises each pruned network, and where it
     matches compute (scratch_b) sets its stage's length from the dense and pruned MACs.
     """
 
-    def __init__(self, pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
-                 model_factory: Callable[[], nn.Module] | None = None, sinks: Sequence[Sink] = ()):
-        self.pruner, self.schedule, self.labels = pruner, schedule, dict(labels)
+    def __init__(self, pruner: Pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
+                 model_factory: Callable[[], nn.Module] | None = None, sinks: Sequence[Sink] = (),
+                 task: Task = CLASSIFICATION):
+        self.pruner, self.schedule, self.labels, self.task = pruner, schedule, dict(labels), task
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
         check_pruner(pruner, schedule)
         rewind = "random" if schedule.retraining.reinitialise else schedule.rewind
         self.rewinder = Rewinder(rewind, model_factory, self.seed)
-        self.dense_penalty = getattr(pruner, "dense_penalty", None)
-        self.observe, self.update = getattr(pruner, "observe", None), getattr(pruner, "update", None)
         self.sinks = list(sinks)
         self.state = EngineState()
         self._dense_model: nn.Module | None = None
@@ -180,10 +176,10 @@ class StageEngine:
     def before_optimizer_step(self, host: Host, step: int) -> None:
         """Before optimizer step `step` + 1: dense training's gradient penalty; a pruner observes the dense
         gradients; pruned weights get no gradient."""
-        if self.state.stage == 0 and self.dense_penalty is not None:
-            self.dense_penalty(host.model)
-        if self.state.stage and self.observe is not None:
-            self.observe(self._held.params, step - self.state.stage_start_step, self._stage_steps(host))
+        if self.state.stage == 0:
+            self.pruner.dense_penalty(host.model)
+        else:
+            self.pruner.observe(self._held.params, step - self.state.stage_start_step, self._stage_steps(host))
         if self.state.masks is not None:
             self._held.mask_gradients()
 
@@ -202,7 +198,7 @@ class StageEngine:
     def epoch_end(self, loss: torch.Tensor, epoch: int, model: nn.Module) -> None:
         """Stop the run with `Diverged` when the epoch's training loss is not finite."""
         if not torch.isfinite(loss):
-            raise Diverged(self.state.stage, self._sparsity(model), epoch)
+            raise Diverged(self.state.stage, self._weight_sparsity(model), epoch)
 
     def finish(self, host: Host, epoch: int, step: int) -> None:
         """Training ended: finish the last stage (once) and close the curve."""
@@ -218,14 +214,12 @@ class StageEngine:
         state = {f.name: getattr(self.state, f.name) for f in fields(EngineState)}
         if self._dense_model is not None:
             state["dense_state"] = self._dense_model.state_dict()
-        if hasattr(self.pruner, "state_dict"):
-            state["pruner_state"] = self.pruner.state_dict()
+        state["pruner_state"] = self.pruner.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.state = EngineState(**{f.name: state[f.name] for f in fields(EngineState) if f.name in state})
-        if self.state.pruner_state is not None:
-            self.pruner.load_state_dict(self.state.pruner_state)
+        self.pruner.load_state_dict(self.state.pruner_state or {})
 
     def rebuild(self, model: nn.Module, state: dict, input_shape: Sequence[int]) -> None:
         """Give the freshly built `model` the architecture of a checkpoint with engine state `state`, so that the
@@ -256,8 +250,8 @@ class StageEngine:
             host.model = restore_dense(host.model, self._dense_model)
             state.masks = None
         params = self.pruner.parameters(host.model)
-        if state.dense_total is None:
-            state.dense_total = sum(p.numel() for p in params.values())
+        if state.dense_weights is None:
+            state.dense_weights = sum(w.numel() for w in self.pruner.weights(host.model).values())
         if state.masks is None:
             state.masks = full_masks(params)
         state.stage, state.stage_start_step = stage, step
@@ -287,30 +281,27 @@ class StageEngine:
 
     def _update_masks(self, host: Host, global_step: int) -> None:
         """Let a pruner that trains sparse move the mask (SET, RigL)."""
-        if self.update is None:
-            return
         step = global_step - self.state.stage_start_step
-        masks = self.update(self._held.params, self.state.masks, step, self._stage_steps(host),
+        masks = self.pruner.update(self._held.params, self.state.masks, step, self._stage_steps(host),
                             update_seed(self.seed, self.state.stage, step))
         if masks is not None:
             self.state.masks = masks
             self._hold_masks(host.model)
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
-        """Prune to `target`; with `measure`, take validation accuracy at once (`acc_before_ft`)."""
+        """Prune to `target`; with `measure`, take the validation metric at once (before fine-tuning)."""
         ctx = ScoreContext(batches=host.train_batches, loss=F.cross_entropy,
                            generator=prune_generator(self.seed, self.state.stage))
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
-        removal = getattr(self.pruner, "removal", None)
-        if removal is not None:
-            self.state.removal = removal()
+        self.state.removal = self.pruner.removal()
         host.model_changed()
         self._hold_masks(host.model)
         if measure:
-            self.state.pending = {"acc_before_ft": host.evaluate("val")["acc"]}
+            metric = self.task.metric.name
+            self.state.pending = {results.before_ft(metric): host.evaluate("val")[metric]}
 
     def _prune_on_schedule(self, host: Host, global_step: int) -> None:
-        """Gradual schedules prune during the stage too (AGP); accuracy is taken once the target is reached."""
+        """Gradual schedules prune during the stage too (AGP); the metric is taken once the target is reached."""
         stage = self.state.stage
         step = global_step - self.state.stage_start_step
         target = self.schedule.target_at(stage, step, host.steps_per_epoch)
@@ -322,6 +313,7 @@ class StageEngine:
             return
         state, model = self.state, host.model
         val, test = host.evaluate("val"), host.evaluate("test")
+        metric = self.task.metric.name
         params, nonzero = count_parameters(model)
         dense = state.rows[0] if state.rows else None
         compute, costs = self.meter.measure(model, host.input_shape, params, nonzero, dense,
@@ -329,9 +321,11 @@ class StageEngine:
         now = time.perf_counter()
         measured = StageMeasures(
             stage=state.stage, target=self.schedule.targets[state.stage - 1] if state.stage else 0.0,
-            sparsity=self._sparsity(model), params=params, nonzero=nonzero,
+            weight_sparsity=self._weight_sparsity(model),
+            param_sparsity=param_sparsity(model, dense[results.PARAMS] if dense else None), params=params, nonzero=nonzero,
             empty_layers=sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
-            compute=compute, acc_before_ft=state.pending.get("acc_before_ft", val["acc"]), val=val, test=test,
+            compute=compute, metric=metric, before_ft=state.pending.get(results.before_ft(metric), val[metric]),
+            val=val, test=test,
             epoch=epoch, stage_time_s=now - self._stage_started, wall_time_s=now - self._started,
         )
         row = recording.stage_row(self.labels, measured)
@@ -348,24 +342,24 @@ class StageEngine:
             for sink in self.sinks:
                 sink.stage_done(record)
         log.info(
-            "stage %d/%d  target %.4f  reached %.4f  acc before ft %.4f -> after ft %.4f  (test %.4f)",
-            state.stage, self.schedule.num_stages, measured.target, measured.sparsity,
-            measured.acc_before_ft, val["acc"], test["acc"],
+            "stage %d/%d  target %.4f  weights pruned %.4f (parameters %.4f)  %s before ft %.4f -> after ft %.4f"
+            "  (test %.4f)", state.stage, self.schedule.num_stages, measured.target, measured.weight_sparsity,
+            measured.param_sparsity, metric, measured.before_ft, val[metric], test[metric],
         )
 
-    def _sparsity(self, model: nn.Module) -> float:
-        # Fraction of the dense model's prunable weights (`pruner.parameters`) removed or held at zero.
-        if self.state.masks is None:
-            return 0.0
-        return pruned_fraction(self.pruner.parameters(model), self.state.masks, self.state.dense_total)
+    def _weight_sparsity(self, model: nn.Module) -> float:
+        return weight_sparsity(self.pruner.weights(model), self.state.dense_weights)
 
     def _hold_masks(self, model: nn.Module) -> None:
         self.state.masks = self._held.hold(self.pruner.parameters(model), self.state.masks)
 
 
-def check_pruner(pruner, schedule: Schedule) -> None:
-    """A ConfigError for a pruner that cannot prune on `schedule`."""
-    if getattr(pruner, "needs_gradual", False) and not schedule.gradual:
+def check_pruner(pruner: Pruner, schedule: Schedule) -> None:
+    """A ConfigError for an object that is not a `Pruner`, or a pruner that cannot prune on `schedule`."""
+    if not isinstance(pruner, Pruner):
+        raise ConfigError("pruning._target_", f"{type(pruner).__name__} is not a pruner",
+                          "subclass prunelab.pruning.Pruner, or give your criterion to prunelab.pruning.UnstructuredPruner")
+    if pruner.needs_gradual and not schedule.gradual:
         raise ConfigError("schedule", f"{type(pruner).__name__} scores weights while they train, so it prunes "
                           "between steps, which this schedule does not", "use a gradual schedule: schedule=agp")
 

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from prunelab import results as R
 from prunelab.errors import ConfigError
 from prunelab.models.attention import SelfAttention
 from prunelab.modes import eval_mode
@@ -128,13 +129,13 @@ class Meter:
         costs = layer_costs(model, torch.zeros(1, *input_shape, device=device))
         macs = sum(c.macs for c in costs.values())
         nonzero_macs = sum(c.nonzero_macs for c in costs.values())
-        dense = dense or {"params": params, "macs": macs}
+        dense = dense or {R.PARAMS: params, R.MACS: macs}
         columns = {
-            "macs": macs,
-            "nonzero_macs": round(nonzero_macs),
-            "compression": dense["params"] / nonzero if nonzero else math.inf,
-            "theoretical_speedup": dense["macs"] / nonzero_macs if nonzero_macs else math.inf,
-            "latency_ms": latency_ms(model, torch.randn(self.batch_size, *input_shape, device=device),
+            R.MACS: macs,
+            R.NONZERO_MACS: round(nonzero_macs),
+            R.COMPRESSION: dense[R.PARAMS] / nonzero if nonzero else math.inf,
+            R.SPEEDUP: dense[R.MACS] / nonzero_macs if nonzero_macs else math.inf,
+            R.LATENCY: latency_ms(model, torch.randn(self.batch_size, *input_shape, device=device),
                                      self.repeats, self.warmup) if latency else math.nan,
         }
         return columns, costs
