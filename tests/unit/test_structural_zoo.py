@@ -9,12 +9,9 @@ import torchvision
 from torch import nn
 
 from prunelab.errors import ConfigError
-from prunelab.pruning.structural import (
-    REFUSED,
-    StructuralPruner,
-    _reporting_slow,
-    check_model,
-)
+from prunelab.pruning.structural import StructuralPruner
+from prunelab.pruning.structural.adapter import _reporting_slow
+from prunelab.pruning.structural.support import REFUSED, check_model
 from tests.helpers import ROOT
 from tests.structural_zoo import ZOO, sweep_one
 
@@ -40,7 +37,7 @@ def test_a_giant_model_is_refused_for_its_size():
 
 
 def test_a_slow_step_says_so_while_it_runs_and_a_fast_one_does_not(caplog):
-    with caplog.at_level(logging.INFO, logger="prunelab.pruning.structural"):
+    with caplog.at_level(logging.INFO, logger="prunelab.pruning.structural.adapter"):
         with _reporting_slow("building the graph", after=0.05):
             time.sleep(0.3)
         with _reporting_slow("quick", after=0.5):

@@ -34,12 +34,34 @@ def batch_losses(model: nn.Module, ctx: ScoreContext, num_batches: int, temperat
         yield ctx.loss(model(x.to(device)) / temperature, y.to(device))
 
 
+def sample_losses(model: nn.Module, ctx: ScoreContext, num_batches: int, temperature: float = 1.0) -> Iterator:
+    """The loss of each sample of the first `num_batches` training batches, logits divided by `temperature`."""
+    device = next(model.parameters()).device
+    for x, y in islice(ctx.batches(), num_batches):
+        for xi, yi in zip(x.to(device).split(1), y.to(device).split(1)):
+            yield ctx.loss(model(xi) / temperature, yi)
+
+
 def summed_gradients(model: nn.Module, weights: list, ctx: ScoreContext, num_batches: int,
-                     temperature: float = 1.0) -> list[torch.Tensor]:
-    """dL/dw summed over the first `num_batches` batches of every rank."""
+                     temperature: float = 1.0, squared: bool = False) -> list[torch.Tensor]:
+    """dL/dw summed over the first `num_batches` batches of every rank, in the model's current mode.
+
+    `squared`: the mean over those batches' samples of (dL/dw)^2 instead, the empirical Fisher diagonal (as
+    Optimal Brain Damage's Hessian diagonal), taken in eval mode, summed over ranks. Weights the loss does
+    not use get zeros.
+    """
     total = [torch.zeros_like(w) for w in weights]
-    for loss in batch_losses(model, ctx, num_batches, temperature):
-        torch._foreach_add_(total, torch.autograd.grad(loss, weights))
+    if squared:
+        samples = 0
+        with scoring_mode(model):  # eval mode: BatchNorm cannot normalise, and must not learn from, one sample
+            for loss in sample_losses(model, ctx, num_batches, temperature):
+                grads = torch.autograd.grad(loss, weights, allow_unused=True, materialize_grads=True)
+                torch._foreach_add_(total, torch._foreach_mul(grads, grads))
+                samples += 1
+        torch._foreach_div_(total, max(samples, 1))
+    else:
+        for loss in batch_losses(model, ctx, num_batches, temperature):
+            torch._foreach_add_(total, torch.autograd.grad(loss, weights, allow_unused=True, materialize_grads=True))
     distributed.all_reduce_sum(total)
     return total
 

@@ -11,7 +11,6 @@ from prunelab.models.attention import SelfAttention, split_attention
 from prunelab.modes import eval_mode
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
-from prunelab.pruning.surgery import refresh_attributes
 
 
 def save_model(paths: RunPaths, model: nn.Module, masks: Masks | None, config: dict, input_shape: Sequence[int],
@@ -44,11 +43,11 @@ def load_model(path: Path) -> nn.Module:
     if state["split_attention"]:
         split_attention(model)
     if state["pruning_history"]:
-        import torch_pruning as tp  # here, not at the top: it imports timm and W&B, a second of every run's start-up
+        # here, not at the top: torch-pruning imports timm and W&B, a second of every run's start-up
+        from prunelab.pruning.structural.adapter import replay_history
+        from prunelab.pruning.structural.surgery import refresh_attributes
 
-        with eval_mode(model):
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, *state["input_shape"]))
-        graph.load_pruning_history(state["pruning_history"])
+        replay_history(model, torch.randn(1, *state["input_shape"]), state["pruning_history"])
         refresh_attributes(model)
     model.load_state_dict(state["state_dict"])
     return model
