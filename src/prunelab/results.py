@@ -45,6 +45,20 @@ AXIS_LABEL = "parameters remaining (%)"
 NOT_METRICS = ("seed", STAGE, TARGET, EPOCH)
 
 
+# What gathering adds to each run's rows, and the comparison's table (comparison.csv): per series and target,
+# every numeric column's mean and std over seeds, and the number of runs.
+RUN, SERIES, BASE, RETRAIN, N = "run", "series", "base", "retrain", "n"
+
+
+def mean(column: str) -> str:
+    """The comparison table's column of `column`'s mean over seeds (`test_acc_mean`)."""
+    return f"{column}_mean"
+
+
+def std(column: str) -> str:
+    return f"{column}_std"
+
+
 def before_ft(metric: str) -> str:
     """The validation `metric` right after pruning, before fine-tuning (`acc_before_ft`)."""
     return f"{metric}_before_ft"
@@ -114,6 +128,11 @@ def stage_columns(row: dict) -> dict:
 
 def curve_plot(metric: str) -> str:
     return f"curve/{test(metric)}_vs_{AXIS}"
+
+
+def comparison_plot(metric: str) -> str:
+    """A sweep's summary run: the test metric vs the axis, one line per series."""
+    return f"comparison/{test(metric)}_vs_{AXIS}"
 
 
 def layers_table(stage: int) -> str:

@@ -16,6 +16,7 @@ from prunelab.analysis.figures import plot_comparison
 from prunelab.analysis.gather import Sweep
 from prunelab.analysis.tables import markdown, protocol_table
 from prunelab.paths import ComparisonPaths
+from prunelab.tasks import Task
 
 
 @dataclass
@@ -26,21 +27,23 @@ class Comparison:
     summary: pd.DataFrame
     figure: Figure
     markdown: str
+    task: Task
 
 
 def compare(sweep: Sweep) -> Comparison:
     """Aggregate a gathered sweep into its tables, figure and markdown; each series carries its protocol."""
     if sweep.runs.empty:
         raise ValueError("no complete runs to compare" + "".join(f"\n  {r}: {why}" for r, why in sweep.skipped))
-    agg, summary = aggregate(sweep.runs), method_summary(sweep.runs)
+    task = sweep.task
+    agg, summary = aggregate(sweep.runs), method_summary(sweep.runs, task)
     protocol = protocol_by_series(sweep.protocols)
     if not protocol.empty:  # in the tables' order
         protocol = protocol.reindex([s for s in agg["series"].unique() if s in protocol.index])
-    text = markdown(agg, summary, sweep.skipped)
+    text = markdown(agg, summary, sweep.skipped, task)
     if not protocol.empty:
         agg = agg.join(protocol, on="series")
         text += "\nHow each method's runs were made (protocol.json):\n\n" + protocol_table(protocol) + "\n"
-    return Comparison(agg, summary, plot_comparison(agg), text)
+    return Comparison(agg, summary, plot_comparison(agg, task), text, task)
 
 
 def write(comparison: Comparison, out_dir: Path) -> ComparisonPaths:

@@ -1,4 +1,5 @@
-"""The comparison's figures: accuracy against sparsity per series (mean ± std), and the final sparsity per layer.
+"""The comparison's figures: the task's metric against sparsity per series (mean ± std), and the final sparsity
+per layer.
 
 Every series is drawn in its family's colour map and line style, so families stand apart at a glance.
 """
@@ -7,12 +8,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prunelab.analysis.aggregate import BEFORE, layer_summary
+from prunelab import results
+from prunelab.analysis.aggregate import BASE, N, RETRAIN, SERIES, layer_summary, mean, std
 from prunelab.labels import FAMILIES
-from prunelab.scores import ACC
+from prunelab.tasks import Task
 
+FAMILY = results.LABELS[1]
 # The x-axis of the second panel: the first column present, best first.
-SECOND_AXES = ("theoretical_speedup", "nonzero_macs", "compression", "nonzero_params")
+SECOND_AXES = (results.SPEEDUP, results.NONZERO_MACS, results.COMPRESSION, results.NONZERO_PARAMS)
 # Per family: a colour map for its methods' shades and a line style.
 FAMILY_STYLES = dict(zip(FAMILIES, [("Greys", ":"), ("Blues", "-"), ("Oranges", "-"), ("Reds", "-"),
                                     ("Greens", "--"), ("Purples", "-")], strict=True))
@@ -27,12 +30,12 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
     control takes its method's colour and the line style of its retraining."""
     from matplotlib import colormaps
 
-    table = table if "base" in table else table.assign(base=table["series"], retrain="finetune")
+    table = table if BASE in table else table.assign(**{BASE: table[SERIES], RETRAIN: "finetune"})
     styles = {}
-    for family, rows in table.drop_duplicates("series").groupby("family", sort=False):
+    for family, rows in table.drop_duplicates(SERIES).groupby(FAMILY, sort=False):
         cmap, line = FAMILY_STYLES.get(family, OTHER_STYLE)
-        bases = list(dict.fromkeys(rows["base"]))
-        for i, (series, base, retrain) in enumerate(zip(rows["series"], rows["base"], rows["retrain"])):
+        bases = list(dict.fromkeys(rows[BASE]))
+        for i, (series, base, retrain) in enumerate(zip(rows[SERIES], rows[BASE], rows[RETRAIN])):
             j = bases.index(base)
             shade = 0.75 if len(bases) == 1 else 0.5 + 0.45 * j / (len(bases) - 1)
             styles[series] = {"color": colormaps[cmap](shade), "linestyle": RETRAIN_STYLES.get(retrain, line),
@@ -42,51 +45,55 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
 
 def second_axis(agg: pd.DataFrame) -> str | None:
     """The column for the second panel's x-axis: speedup, MACs, compression or nonzero parameters."""
-    present = [x for x in SECOND_AXES if f"{x}_mean" in agg and agg[f"{x}_mean"].notna().any()]
+    present = [x for x in SECOND_AXES if mean(x) in agg and agg[mean(x)].notna().any()]
     return present[0] if present else None
 
 
 def remaining(sparsity: pd.Series) -> pd.Series:
-    """Percent of the dense model's weights left, floored at 0.001% so that a log axis can show it."""
+    """Percent of the dense model's parameters left, floored at 0.001% so that a log axis can show it."""
     return (100 * (1 - sparsity)).clip(lower=1e-3)
 
 
-def _panel(ax, agg: pd.DataFrame, x: str, acc: str, styles: dict) -> None:
-    for series, curve in agg.groupby("series", sort=False):
-        mean, std = 100 * curve[f"{acc}_mean"], 100 * curve[f"{acc}_std"].fillna(0)
-        xs = remaining(curve["sparsity_mean"]) if x == "sparsity" else curve[f"{x}_mean"]
-        ax.plot(xs, mean, label=series, markersize=4, **styles[series])
-        ax.fill_between(xs, mean - std, mean + std, color=styles[series]["color"], alpha=0.2, linewidth=0)
+def _panel(ax, agg: pd.DataFrame, x: str, y: str, styles: dict, task: Task) -> None:
+    scale = task.metric.scale
+    for series, curve in agg.groupby(SERIES, sort=False):
+        mid, spread = scale * curve[mean(y)], scale * curve[std(y)].fillna(0)
+        xs = remaining(curve[mean(results.AXIS)]) if x == results.AXIS else curve[mean(x)]
+        ax.plot(xs, mid, label=series, markersize=4, **styles[series])
+        ax.fill_between(xs, mid - spread, mid + spread, color=styles[series]["color"], alpha=0.2, linewidth=0)
     ax.set_xscale("log")
-    if x == "sparsity":  # sparser to the right, on a log scale of what is left: where methods part
+    if task.metric.log_axis:
+        ax.set_yscale("log")
+    if x == results.AXIS:  # sparser to the right, on a log scale of what is left: where methods part
         ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)" if x == "sparsity" else x.replace("_", " "))
-    ax.set_ylabel(f"{acc.replace('_', ' ')} (%)")
+    ax.set_xlabel(results.AXIS_LABEL if x == results.AXIS else x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " ") + task.metric.unit)
     ax.grid(alpha=0.3)
 
 
 def _title(agg: pd.DataFrame) -> str:
-    parts = [", ".join(map(str, agg[c].unique())) for c in ("model", "dataset", "schedule") if c in agg]
-    n = agg["n"]
+    parts = [", ".join(map(str, agg[c].unique())) for c in results.LABELS[2:6] if c in agg]
+    n = agg[N]
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
     return " / ".join(parts) + f": mean ± std over {seeds} seeds"
 
 
-def plot_comparison(agg: pd.DataFrame, acc: str = ACC) -> Figure:
-    """Accuracy after fine-tuning vs the parameter sparsity reached, one line per series (mean ± std band);
-    beside it accuracy right after pruning (`acc_before_ft`: the damage each criterion does, on the
-    validation split) and accuracy vs `second_axis`. Every curve is placed by the sparsity it reached, so a
-    structural method's channel ratio and an unstructured target compare like with like."""
-    panels = [("sparsity", acc), ("sparsity", BEFORE)] if f"{BEFORE}_mean" in agg else [("sparsity", acc)]
+def plot_comparison(agg: pd.DataFrame, task: Task) -> Figure:
+    """The task's test metric after fine-tuning vs the parameter sparsity reached (`results.AXIS`), one line per
+    series (mean ± std band); beside it the validation metric right after pruning (the damage each criterion
+    does) and the test metric vs `second_axis`. Every curve is placed by the parameter sparsity it reached, so
+    a structural method's channel ratio and an unstructured target share the axis."""
+    test, before = results.test(task.metric.name), results.before_ft(task.metric.name)
+    panels = [(results.AXIS, test)] + ([(results.AXIS, before)] if mean(before) in agg else [])
     if (x2 := second_axis(agg)) is not None:
-        panels.append((x2, acc))
+        panels.append((x2, test))
     fig = Figure(figsize=(5.5 * len(panels) + 1, 4.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = series_styles(agg)
     for ax, (x, y) in zip(axes, panels):
-        _panel(ax, agg, x, y, styles)
+        _panel(ax, agg, x, y, styles, task)
     for ax, (_, y) in zip(axes, panels):
-        ax.set_title("before fine-tuning (validation)" if y == BEFORE else "after fine-tuning", fontsize="medium")
+        ax.set_title("before fine-tuning (validation)" if y == before else "after fine-tuning", fontsize="medium")
     axes[0].legend(fontsize="small")
     fig.suptitle(_title(agg))
     return fig

@@ -12,10 +12,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from prunelab import results, tasks
 from prunelab.keys import SERIES_NODES as NODES
 from prunelab.labels import method_family
 from prunelab.paths import RunPaths
 from prunelab.summary import final_layers
+from prunelab.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class Run:
     settings: dict = field(default_factory=dict)
     layers: pd.DataFrame | None = None
     protocol: dict | None = None
+    task: Task = tasks.CLASSIFICATION
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Sweep:
     layers: pd.DataFrame
     skipped: list[tuple[str, str]]
     protocols: pd.DataFrame = field(default_factory=pd.DataFrame)
+    task: Task = tasks.CLASSIFICATION  # the task every run shares
 
 
 def flatten(node: dict, prefix: str = "") -> dict:
@@ -98,7 +102,8 @@ def with_onnx(rows: pd.DataFrame, record: Path) -> pd.DataFrame:
     found = json.loads(record.read_text())
     rows = rows.copy()
     for name, ms in found.get("latency_ms", {}).items():
-        rows.loc[rows["stage"] == found["stage"], f"{name}_ms"] = ms
+        runtime, batch = name.split("_b")
+        rows.loc[rows[results.STAGE] == found["stage"], results.onnx_latency(runtime, int(batch))] = ms
     return rows
 
 
@@ -114,7 +119,7 @@ def load_run(run_dir: Path) -> Run | str:
         return missing_stages(rows, config)
     layers = final_layers(pd.read_csv(paths.layers)) if paths.layers.is_file() else None
     protocol = json.loads(paths.protocol.read_text()) if paths.protocol.is_file() else None
-    return Run(str(run_dir), rows, config_settings(config), layers, protocol)
+    return Run(str(run_dir), rows, config_settings(config), layers, protocol, tasks.from_config(config))
 
 
 def _count(n: int, noun: str) -> str:
@@ -196,21 +201,30 @@ def build_sweep(runs: list[Run], skipped: list[tuple[str, str]]) -> Sweep:
         method = r.results["method"].iloc[0]
         family = r.results["family"].iloc[0] if "family" in r.results else method_family(
             {"name": method, "family": r.settings.get("pruning.family")})
-        tag = {"run": r.id, "series": labels[r.id], "family": family, "base": bases[r.id],
-               "retrain": r.settings.get(RETRAIN, "finetune")}
+        tag = {results.RUN: r.id, results.SERIES: labels[r.id], "family": family, results.BASE: bases[r.id],
+               results.RETRAIN: r.settings.get(RETRAIN, "finetune")}
         frames.append(r.results.assign(**tag))
         if r.layers is not None:
             layers.append(r.layers.assign(**tag))
         if r.protocol is not None:
-            protocols.append({"run": r.id, "series": labels[r.id], **protocol_row(r.protocol)})
+            protocols.append({results.RUN: r.id, results.SERIES: labels[r.id], **protocol_row(r.protocol)})
     table = pd.concat(frames, ignore_index=True)
     _warn_repeated_seeds(table)
     return Sweep(table, pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(), skipped,
-                 pd.DataFrame(protocols))
+                 pd.DataFrame(protocols), common_task(runs))
+
+
+def common_task(runs: list[Run]) -> Task:
+    """The task every run shares; a ValueError naming them when runs of different tasks are compared."""
+    found = {r.task.name: r.task for r in runs}
+    if len(found) > 1:
+        raise ValueError(f"runs of different tasks ({', '.join(sorted(found))}) cannot be compared on one axis: "
+                         "compare each task's runs apart")
+    return next(iter(found.values()))
 
 
 def _warn_repeated_seeds(table: pd.DataFrame) -> None:
-    runs = table.drop_duplicates("run")
-    for series, seeds in runs.groupby("series")["seed"]:
+    runs = table.drop_duplicates(results.RUN)
+    for series, seeds in runs.groupby(results.SERIES)["seed"]:
         if seeds.duplicated().any():
             log.warning("series %s has several runs with the same seed; they are averaged as if seeds", series)

@@ -19,6 +19,7 @@ import wandb
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from prunelab import results, tasks
 from prunelab.analysis import compare, gather
 from prunelab.labels import run_labels
 from prunelab.tracking import session, upload
@@ -34,18 +35,20 @@ def wandb_run(run) -> gather.Run | str:
     """
     if run.state != "finished":
         return f"W&B state {run.state}"
-    stages = [{k.removeprefix("stage/"): v for k, v in row.items() if k.startswith("stage/")}
-              for row in run.scan_history() if row.get("stage/stage") is not None]
+    stages = [results.stage_columns(row) for row in run.scan_history()
+              if row.get(results.stage_key(results.STAGE)) is not None]
     if not stages:
         return "no stage metrics in its history"
-    rows = pd.DataFrame([{**run_labels(dict(run.config)), **s} for s in stages]).sort_values("stage")
-    rows["stage"] = rows["stage"].astype(int)
-    if missing_stages := gather.missing_stages(rows, run.config):
+    config = dict(run.config)
+    rows = pd.DataFrame([{**run_labels(config), **s} for s in stages]).sort_values(results.STAGE)
+    rows[results.STAGE] = rows[results.STAGE].astype(int)
+    if missing_stages := gather.missing_stages(rows, config):
         return missing_stages
-    layers = {k.removeprefix("layer_sparsity/"): v for k, v in run.summary.items() if k.startswith("layer_sparsity/")}
-    layer_table = pd.DataFrame({"layer": list(layers), "sparsity": list(layers.values())}) if layers else None
-    return gather.Run("/".join(run.path), rows.reset_index(drop=True), gather.config_settings(run.config),
-                       layer_table)
+    layers = results.layer_sparsities(run.summary)
+    layer_table = (pd.DataFrame({results.LAYER: list(layers), results.LAYER_SPARSITY: list(layers.values())})
+                   if layers else None)
+    return gather.Run("/".join(run.path), rows.reset_index(drop=True), gather.config_settings(config),
+                      layer_table, task=tasks.from_config(config))
 
 
 def wandb_runs(runs: Iterable) -> tuple[list[gather.Run], list[tuple[str, str]]]:

@@ -167,7 +167,7 @@ def run(spec: RunSpec) -> RunResult:
     paths.root.mkdir(parents=True, exist_ok=True)
     parts, logger = start(spec)
     loggers = [logger] if logger else []
-    parts.engine.sinks.append(sink.LoggerSink(loggers))
+    parts.engine.sinks.append(sink.LoggerSink(loggers, parts.task))
     stamp = resume.Stamp("run", spec.settings)
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
         trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,

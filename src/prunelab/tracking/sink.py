@@ -7,22 +7,28 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
-from prunelab import atomic
-from prunelab.scores import run_summary
+from prunelab import atomic, results
+from prunelab.summary import run_summary
+from prunelab.tasks import CLASSIFICATION, Task
 from prunelab.tracking.safe import SafeWandbLogger
 from prunelab.training.engine import StageRecord
 
-STEP_METRIC = "stage/sparsity"
-
-
 def _stage_metrics(row: dict) -> dict[str, float]:
-    return {f"stage/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {results.stage_key(k): v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def define_stage_metrics(loggers: list[Logger]) -> None:
-    """Make W&B chart stage metrics against the sparsity reached, not the step."""
-    for logger in _wandb(loggers):
-        logger.guard(lambda run: run.define_metric(STEP_METRIC))
+def define_stage_metrics(run, columns, task: Task) -> None:
+    """Make W&B chart the stage metrics `columns` against the axis sparsity reached, not the step, and summarise
+    the task's metric by its best value (max or min)."""
+    run.define_metric(results.STEP_METRIC)
+    best = "max" if task.metric.higher_is_better else "min"
+    for column in columns:
+        key = results.stage_key(column)
+        if key == results.STEP_METRIC:
+            continue
+        metric = task.metric.name
+        summary = best if column in (results.val(metric), results.test(metric), results.before_ft(metric)) else None
+        run.define_metric(key, step_metric=results.STEP_METRIC, **({"summary": summary} if summary else {}))
 
 
 def log_stage(loggers: list[Logger], row: dict, step: int) -> None:
@@ -36,26 +42,24 @@ def log_stage(loggers: list[Logger], row: dict, step: int) -> None:
 
 
 def _log_stage(run, metrics: dict) -> None:
-    for name in metrics:
-        if name != STEP_METRIC:
-            run.define_metric(name, step_metric=STEP_METRIC)
     run.log(metrics)
 
 
-def log_curve(loggers: list[Logger], rows: list[dict]) -> None:
-    """Log the accuracy-vs-sparsity curve to W&B as a table and a line plot."""
+def log_curve(loggers: list[Logger], rows: list[dict], task: Task) -> None:
+    """Log the curve of the task's test metric vs the axis sparsity to W&B as a table and a line plot."""
     if not rows:
         return
     for logger in _wandb(loggers):
-        logger.guard(_log_curve, rows)
+        logger.guard(_log_curve, rows, task)
 
 
-def _log_curve(run, rows: list[dict]) -> None:
+def _log_curve(run, rows: list[dict], task: Task) -> None:
     import wandb
 
     table = wandb.Table(dataframe=pd.DataFrame(rows))
-    plot = wandb.plot.line(table, "sparsity", "test_acc", title="test accuracy vs sparsity")
-    run.log({"curve/table": table, "curve/test_acc_vs_sparsity": plot})
+    test = results.test(task.metric.name)
+    plot = wandb.plot.line(table, results.AXIS, test, title=f"{test.replace('_', ' ')} vs {results.AXIS_LABEL}")
+    run.log({results.CURVE_TABLE: table, results.curve_plot(task.metric.name): plot})
 
 
 def log_layer_table(loggers: list[Logger], stage: int, rows: list[dict]) -> None:
@@ -69,7 +73,7 @@ def log_layer_table(loggers: list[Logger], stage: int, rows: list[dict]) -> None
 def _log_layer_table(run, stage: int, rows: list[dict]) -> None:
     import wandb
 
-    run.log({f"layers/stage_{stage}": wandb.Table(dataframe=pd.DataFrame(rows))})
+    run.log({results.layers_table(stage): wandb.Table(dataframe=pd.DataFrame(rows))})
 
 
 def log_protocol(loggers: list[Logger], protocol: dict) -> None:
@@ -78,12 +82,12 @@ def log_protocol(loggers: list[Logger], protocol: dict) -> None:
         logger.guard(lambda run: run.config.update({"protocol": protocol}, allow_val_change=True))
 
 
-def log_run_end(loggers: list[Logger], results: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
-                model_path: Path) -> None:
-    """At the end of a run, in W&B: the run's summary scalars (see `scores.run_summary`), the final
+def log_run_end(loggers: list[Logger], rows: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
+                model_path: Path, task: Task) -> None:
+    """At the end of a run, in W&B: the run's summary scalars (see `summary.run_summary`), the final
     stage's per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and
     `layer_sparsity/<layer>` scalars and, with `logger.log_model`, the model."""
-    summary = {f"summary/{k}": v for k, v in run_summary(results).items()}
+    summary = {results.summary_key(k): v for k, v in run_summary(rows, task).items()}
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
         if layers is not None:
@@ -107,10 +111,11 @@ def log_onnx(loggers: list[Logger], record: dict | None) -> None:
 def _log_layers(run, layers: pd.DataFrame) -> None:
     import wandb
 
-    table = wandb.Table(dataframe=layers.drop(columns="stage", errors="ignore"))
-    run.log({"layers/table": table, "layers/sparsity": wandb.plot.bar(table, "layer", "sparsity",
-                                                                     title="final sparsity per layer")})
-    run.summary.update({f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])})
+    table = wandb.Table(dataframe=layers.drop(columns=results.STAGE, errors="ignore"))
+    plot = wandb.plot.bar(table, results.LAYER, results.LAYER_SPARSITY, title="final sparsity per layer")
+    run.log({results.LAYERS_TABLE: table, results.LAYERS_PLOT: plot})
+    run.summary.update({results.LAYER_SPARSITY_PREFIX + n: s
+                        for n, s in zip(layers[results.LAYER], layers[results.LAYER_SPARSITY])})
 
 
 def _log_model(run, model: nn.Module, path: Path, metadata: dict) -> None:
@@ -136,18 +141,24 @@ def _wandb(loggers: list[Logger]) -> list[SafeWandbLogger]:
 
 
 class LoggerSink:
-    """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve."""
+    """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve. W&B learns
+    the stage metrics once, at the first row it gets."""
 
-    def __init__(self, loggers: list[Logger]):
-        self.loggers = loggers
+    def __init__(self, loggers: list[Logger], task: Task = CLASSIFICATION):
+        self.loggers, self.task = loggers, task
+        self._defined = False
 
     def start(self) -> None:
-        define_stage_metrics(self.loggers)
+        self._defined = False
 
     def stage_done(self, record: StageRecord) -> None:
+        if not self._defined:
+            for logger in _wandb(self.loggers):
+                logger.guard(define_stage_metrics, list(record.row), self.task)
+            self._defined = True
         log_stage(self.loggers, record.row, record.step)
         log_layer_table(self.loggers, record.stage, record.layers)
 
     def run_done(self, rows: list[dict]) -> None:
-        log_curve(self.loggers, rows)
+        log_curve(self.loggers, rows, self.task)
 

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from prunelab import results
 from prunelab.tracking.session import start_run
 
 log = logging.getLogger(__name__)
@@ -15,13 +16,15 @@ def log_comparison(comparison, figure_path: Path, save_dir: str, group: str | No
     import wandb
 
     run = start_run(mode, dir=str(save_dir), name="summary", group=group, job_type="summary",
-                    tags=["summary", *tags], config={"methods": list(comparison.summary["series"])}, **init)
-    curves = list(comparison.table.groupby("series", sort=False))
+                    tags=["summary", *tags], config={"methods": list(comparison.summary[results.SERIES])}, **init)
+    curves = list(comparison.table.groupby(results.SERIES, sort=False))
+    test = results.test(comparison.task.metric.name)
     try:
         run.log({
-            "comparison/test_acc_vs_sparsity": wandb.plot.line_series(
-                xs=[c["sparsity_mean"].tolist() for _, c in curves], ys=[c["test_acc_mean"].tolist() for _, c in curves],
-                keys=[s for s, _ in curves], title="test accuracy vs sparsity (mean over seeds)", xname="sparsity"),
+            results.comparison_plot(comparison.task.metric.name): wandb.plot.line_series(
+                xs=[c[results.mean(results.AXIS)].tolist() for _, c in curves], ys=[c[results.mean(test)].tolist() for _, c in curves],
+                keys=[s for s, _ in curves], title=f"{test.replace('_', ' ')} vs {results.AXIS} (mean over seeds)",
+                xname=results.AXIS),
             "comparison/figure": wandb.Image(str(figure_path)),
             "comparison/table": wandb.Table(dataframe=comparison.table),
             "comparison/summary": wandb.Table(dataframe=comparison.summary),

@@ -9,6 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from prunelab.errors import ConfigError
 from prunelab.models.attention import SelfAttention, split_attention
 from prunelab.modes import eval_mode
+from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.gradient import summed_gradients
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
@@ -25,7 +26,7 @@ from prunelab.pruning.structural.support import check_batchnorm, check_model
 from prunelab.pruning.structural.surgery import refresh_attributes, removal_masks, timm_attention
 
 
-class StructuralPruner:
+class StructuralPruner(Pruner):
     """Prunes whole channels (filters, hidden units, attention heads) with every layer coupled to them.
 
     `importance` scores the channels of a torch-pruning group (e.g. `tp.importance.GroupMagnitudeImportance(p=1)`).
@@ -65,6 +66,11 @@ class StructuralPruner:
         if ranks_bn_scales(self.importance) or self.bn_l1:
             check_batchnorm(model)
         return dict(model.named_parameters())
+
+    def weights(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The prunable weights (Linear and Conv weights less `exclude` and the output layer): what
+        `weight_sparsity` counts, while masks cover every parameter."""
+        return prunable_parameters(model, self.exclude)
 
     def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
         """Prune channels until `target` of the dense model's are gone; masks of zeroed entries (none if removed)."""
