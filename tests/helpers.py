@@ -246,12 +246,14 @@ TARGETS = (0.5, 0.8)
 
 
 def fake_results(method: str, seed: int, accs, targets=TARGETS, family: str | None = "magnitude", **columns):
-    """One run's rows: stage 0 dense, then one stage per target, with the given test accuracies."""
+    """One run's rows: stage 0 dense, then one stage per target, with the given test accuracies; both sparsities
+    at the targets unless `columns` say otherwise."""
     stages = range(len(accs))
     rows = pd.DataFrame({
-        "method": method, "model": "mlp", "dataset": "digits", "schedule": "iterative", "seed": seed,
-        "stage": list(stages), "target_sparsity": [0.0, *targets][: len(accs)],
-        "sparsity": [0.0, *targets][: len(accs)], "params": 1000,
+        "method": method, "task": "classification", "model": "mlp", "dataset": "digits", "schedule": "iterative",
+        "seed": seed, "stage": list(stages), "target_sparsity": [0.0, *targets][: len(accs)],
+        "weight_sparsity": [0.0, *targets][: len(accs)], "param_sparsity": [0.0, *targets][: len(accs)],
+        "params": 1000,
         "nonzero_params": [int(1000 * (1 - s)) for s in [0.0, *targets][: len(accs)]],
         "acc_before_ft": accs, "val_acc": accs, "test_acc": accs, "epoch": list(stages),
         "stage_time_s": 1.0, "wall_time_s": [1.0 + s for s in stages], **columns,

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunelab import scores
+from prunelab import summary
+from prunelab.tasks import CLASSIFICATION
 from prunelab.analysis import aggregate, compare, gather
 from prunelab.labels import FAMILIES
 from prunelab.paths import ComparisonPaths
@@ -22,17 +23,17 @@ from tests.helpers import (
 
 def test_run_scores_on_a_known_curve():
     run = fake_results("m", 0, [0.90, 0.895, 0.88, 0.50], targets=(0.5, 0.8, 0.9))
-    summary = scores.run_summary(run)
-    assert summary["dense_acc"] == 0.90 and summary["final_acc"] == 0.50 and summary["final_sparsity"] == 0.9
-    assert summary["sparsity_within_1pt"] == 0.5  # 0.895 is within a point of 0.90, 0.88 is not
-    assert summary["acc_auc"] == pytest.approx(0.5 * (0.9 + 0.895) / 2 + 0.3 * (0.895 + 0.88) / 2 + 0.1 * (0.88 + 0.5) / 2)
-    assert summary["total_time_s"] == 4.0 and summary["stage_time_s/3"] == 1.0
+    scores = summary.run_summary(run, CLASSIFICATION)
+    assert scores["dense_acc"] == 0.90 and scores["final_acc"] == 0.50 and scores["final_param_sparsity"] == 0.9
+    assert scores["param_sparsity_within_1pt"] == 0.5  # 0.895 is within a point of 0.90, 0.88 is not
+    assert scores["acc_auc"] == pytest.approx(0.5 * (0.9 + 0.895) / 2 + 0.3 * (0.895 + 0.88) / 2 + 0.1 * (0.88 + 0.5) / 2)
+    assert scores["total_time_s"] == 4.0 and scores["stage_time_s/3"] == 1.0
 
 
 def test_sparsity_within_one_point_is_the_highest_such_sparsity_even_after_a_dip():
     run = fake_results("m", 0, [0.90, 0.85, 0.895])
-    assert scores.sparsity_within(run) == 0.8
-    assert scores.sparsity_within(fake_results("m", 0, [0.90, 0.70, 0.60])) == 0.0
+    assert summary.sparsity_within(run, CLASSIFICATION.metric) == 0.8
+    assert summary.sparsity_within(fake_results("m", 0, [0.90, 0.70, 0.60]), CLASSIFICATION.metric) == 0.0
 
 
 def test_aggregate_gives_mean_and_std_over_seeds_per_method_and_target():
@@ -114,6 +115,7 @@ def test_plot_has_one_line_per_method_styled_by_family(tmp_path):
     assert [ax.get_title() for ax in fig.axes] == ["after fine-tuning", "before fine-tuning (validation)",
                                                    "after fine-tuning"]
     assert fig.axes[1].get_ylabel() == "acc before ft (%)" and fig.axes[2].get_xlabel() == "nonzero params"
+    assert fig.axes[0].get_xlabel() == "parameters remaining (%)"
     assert sorted(t.get_text() for t in curves.get_legend().get_texts()) == ["magnitude", "random", "snip", "taylor"]
 
 
@@ -142,7 +144,7 @@ def test_the_best_is_bold_and_only_gaps_beyond_the_spread_over_seeds_are_marked(
     # 50%: 1 point apart, within 0.71 + 0.71; 80%: 20 points apart, beyond it
     assert "| magnitude | magnitude | 2 | **90.50 ± 0.71** | **80.50 ± 0.71** | **70.50 ± 0.71** |" in text
     assert "| random | magnitude | 2 | **90.50 ± 0.71** | 79.50 ± 0.71 | 50.50 ± 0.71 ▼ |" in text  # a tie is bold too
-    assert aggregate.beyond_spread((0.9, 0.01), (0.5, float("nan"))) is False  # one seed: no spread, no mark
+    assert aggregate.beyond_spread((0.9, 0.01), (0.5, float("nan")), CLASSIFICATION) is False  # one seed: no mark
 
 
 def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path):
@@ -150,8 +152,8 @@ def test_separation_reads_every_curve_at_the_highest_sparsity_all_reach(tmp_path
     write_sweep(tmp_path / "s", {"l1_filter": [0.90, 0.60, 0.20]}, seeds=(0,), targets=(0.5, 0.9),
                 family="structural")
     comparison = compare.compare(gather.gather([tmp_path]))
-    table = aggregate.separation(comparison.table)
-    assert table["series"].tolist() == ["magnitude", "l1_filter"] and (table["sparsity"] == 0.8).all()
+    table = aggregate.separation(comparison.table, CLASSIFICATION)
+    assert table["series"].tolist() == ["magnitude", "l1_filter"] and (table["param_sparsity"] == 0.8).all()
     # l1_filter between (0.5, 0.60) and (0.9, 0.20) at 0.8: 0.60 - 0.40 * 0.3 / 0.4 = 0.30
     assert table["test_acc"].tolist() == pytest.approx([0.70, 0.30])
     assert table["acc_before_ft"].tolist() == pytest.approx([0.70, 0.30])

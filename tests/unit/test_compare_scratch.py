@@ -4,6 +4,7 @@ from prunelab.analysis.aggregate import aggregate
 from prunelab.analysis.figures import RETRAIN_STYLES, series_styles
 from prunelab.analysis.gather import Run, build_sweep
 from prunelab.analysis.tables import scratch_table
+from prunelab.tasks import CLASSIFICATION
 from tests.helpers import fake_results
 
 
@@ -27,7 +28,7 @@ def test_a_control_is_labelled_by_its_retraining_and_drawn_in_its_methods_colour
 
 
 def test_the_table_says_per_target_whether_fine_tuning_beat_scratch_beyond_the_spread():
-    table = scratch_table(aggregate(sweep().runs))
+    table = scratch_table(aggregate(sweep().runs), CLASSIFICATION)
     lines = table.splitlines()
     assert "| l1_filter | scratch_b | 50% |" in lines[2] and lines[2].endswith("| +0.10 | within the spread |")
     assert "| 80% |" in lines[3] and lines[3].endswith("| +10.00 | fine-tuning better |")

@@ -43,7 +43,9 @@ def test_stages_reach_exact_sparsity_hold_zeros_and_feed_the_sinks():
     engine.finish(host, 2, step)
     weights = [host.model[0].weight, host.model[2].weight]
     assert [r["stage"] for r in engine.rows] == [0, 1, 2]
-    assert [r["sparsity"] for r in engine.rows] == [0.0, 0.5, 0.75]
+    assert [r["weight_sparsity"] for r in engine.rows] == [0.0, 0.5, 0.75]
+    # every parameter: the biases stay dense (6*8 + 8 + 8*3 + 3 = 83 parameters, 72 of them the two weights)
+    assert [r["param_sparsity"] for r in engine.rows] == pytest.approx([0.0, 36 / 83, 54 / 83])
     assert sum(int((w == 0).sum()) for w in weights) == round(0.75 * (48 + 24))
     assert all(torch.equal(w != 0, engine.masks[n]) for w, n in zip(weights, ["0.weight", "2.weight"]))
     assert [r["acc_before_ft"] for r in engine.rows] == [0.5, 0.5, 0.5] and engine.rows[1]["test_acc"] == 0.25

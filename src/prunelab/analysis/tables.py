@@ -78,9 +78,9 @@ def scratch_table(agg: pd.DataFrame, task: Task) -> str | None:
             if t not in tuned.index:
                 continue
             f = tuned.loc[t]
-            gain, spread = metric.shortfall(f[mean(column)], c[mean(column)]), f[std(column)] + c[std(column)]
-            diff = f[mean(column)] - c[mean(column)]
-            verdict = ("fine-tuning better" if -gain > spread else f"{retrain} better" if gain > spread
+            lag, spread = metric.shortfall(f[mean(column)], c[mean(column)]), f[std(column)] + c[std(column)]
+            diff = f[mean(column)] - c[mean(column)]  # how far the control is behind fine-tuning, in its direction
+            verdict = ("fine-tuning better" if lag > spread else f"{retrain} better" if -lag > spread
                        else "within the spread")
             rows.append([base, retrain, f"{100 * t:g}%", _cell(f[mean(column)], f[std(column)], metric.scale),
                          _cell(c[mean(column)], c[std(column)], metric.scale), f"{metric.scale * diff:+.2f}", verdict])

@@ -9,6 +9,7 @@ from prunelab import atomic
 from prunelab import results as results_schema
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
+from prunelab.tasks import CLASSIFICATION, Task
 
 if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
     from prunelab.training.engine import StageRecord
@@ -44,16 +45,17 @@ def read_status(paths: RunPaths) -> dict:
         return {}
 
 
-def read_results(paths: RunPaths) -> pd.DataFrame:
-    """The run's results.csv; a ConfigError saying how to recover when it is damaged."""
+def read_results(paths: RunPaths, task: Task = CLASSIFICATION) -> pd.DataFrame:
+    """The run's results.csv; a ConfigError saying how to recover when it is damaged (no rows of `task`'s metric)."""
     try:
         results = pd.read_csv(paths.results)
     except (ValueError, UnicodeDecodeError) as err:  # pandas' parser and empty-file errors are ValueErrors
         why = str(err).splitlines()[0]
     else:
-        if results_schema.STAGE in results and len(results):
+        column = results_schema.val(task.metric.name)
+        if column in results and len(results):
             return results
-        why = "no stage rows"
+        why = f"no {column} rows"
     raise ConfigError("store_dir", f"{paths.results} is damaged ({why})",
                       f"delete {paths.root} to run it again, or rerun=true")
 

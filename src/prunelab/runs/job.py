@@ -106,7 +106,7 @@ def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
     if status.get("status") == "done" and paths.results.is_file():
         stale = stale_warning(paths.root, read_protocol(paths))
         if not spec.config["rerun"]:
-            read_results(paths)
+            read_results(paths, tasks.from_config(spec.config))
             if stale:
                 log.warning(stale)
             else:

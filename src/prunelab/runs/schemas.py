@@ -48,7 +48,8 @@ class TopLevel:
 NODES = {**{group: () for group in GROUPS}, "trainer": (), "optimizer": (), "scheduler": (),
          "logger": ("save_dir", "run_config")}
 METRICS = "prunelab.training.meter.Meter"
-TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "hydra")
+TASK = "prunelab.tasks.task"  # the `task` node holds its keywords
+TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "task", "hydra")
 
 
 def describe(hint) -> str:
@@ -194,4 +195,5 @@ def check(cfg: DictConfig) -> None:
         if isinstance(plain.get(name), dict):
             check_node(name, plain[name], given=given)
     check_node("metrics", plain.get("metrics") or {}, METRICS)
+    check_node("task", plain.get("task") or {}, TASK)
 
