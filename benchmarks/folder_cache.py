@@ -52,7 +52,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     cached_loader = dm.train_dataloader()
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                           T.Normalize(dm.mean, dm.std)])
+                           T.Normalize(dm.source.mean, dm.source.std)])
     subset = torch.randperm(len(dm.splits["train"]), generator=generator)[: args.per_sample].tolist()
     plain_set = Subset(ImageFolder(root, transform=transform), subset)
     plain_loader = DataLoader(plain_set, batch_size=cfg.dataset.batch_size, shuffle=True, generator=generator)

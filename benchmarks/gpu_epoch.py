@@ -49,12 +49,12 @@ def plain_epochs(cfg, epochs: int, precision: str) -> list[float]:
         parts = prepared(cfg, Path(tmp))
     dm = parts.datamodule
     dm.setup("fit")
-    device = torch.device(dm.device)
+    device = torch.device(dm.batching.device)
     model = parts.module.model.to(device)  # channels_last already if cfg.channels_last
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     optimizer = parts.module.optimizer_factory(model.parameters())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
-    augment, drawn, times = getattr(dm, "augment", False), 0, []
+    augment, drawn, times = dm.augmentation is not None and dm.augmentation.enabled, 0, []
     model.train()
     for epoch in range(epochs):
         loader = dm.train_dataloader()
@@ -64,7 +64,7 @@ def plain_epochs(cfg, epochs: int, precision: str) -> list[float]:
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment:
-                x, drawn = random_crop_flip(x, augment_generator(dm.seed, drawn)), drawn + 1
+                x, drawn = random_crop_flip(x, augment_generator(dm.batching.seed, drawn)), drawn + 1
             x = x.contiguous(memory_format=memory_format)
             optimizer.zero_grad(set_to_none=True)
             with autocast:

@@ -1,11 +1,13 @@
 """Datamodules: every config builds, splits are fixed by split_seed, batch order by (seed, epoch)."""
 
+import inspect
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra._internal.utils import _locate
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -18,7 +20,8 @@ from prunelab.data import (
     SyntheticDataModule,
     random_crop_flip,
 )
-from prunelab.data.base import split_indices
+from prunelab.data.split import split_indices
+from prunelab.data.tensors import TensorSource
 from prunelab.errors import ConfigError
 from tests.helpers import CONF, SHARED_DATA
 
@@ -78,6 +81,15 @@ def test_every_dataset_config_builds(path, tmp_path):
     x, y = first_train_batch(datamodule)
     assert tuple(x.shape[1:]) == tuple(cfg.dataset.input_shape)
     assert x.dtype == torch.float32 and 0 <= y.min() and y.max() < cfg.dataset.num_classes
+
+
+@pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda path: path.stem)
+def test_every_dataset_constructor_states_each_of_its_settings(path):
+    """The config check reads a dataset's settings off its `_target_`'s signature: no `**kwargs` to follow."""
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    params = inspect.signature(_locate(node["_target_"])).parameters
+    assert all(p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params.values())
+    assert {key for key in node if key not in ("name", "_target_")} <= set(params)
 
 
 def test_image_folder_splits_and_test_root(tmp_path):
@@ -216,11 +228,8 @@ def test_synthetic_is_learnable_but_noisy():
     assert 0.5 < accuracy < 1.0  # a nearest-class-mean rule, far above chance (0.1)
 
 
-class FakeCIFAR(CIFAR10DataModule):
-    """CIFAR-10's datamodule over random images, so augmentation is tested without the files."""
-
-    def missing_files(self):
-        return []
+class RandomImages(TensorSource):
+    """120 random 32x32 colour images of 10 classes, so CIFAR-10's augmentation is tested without its files."""
 
     def load(self):
         generator = torch.Generator().manual_seed(0)
@@ -229,8 +238,10 @@ class FakeCIFAR(CIFAR10DataModule):
         return x[:100], y[:100], x[100:], y[100:]
 
 
-def fake_cifar(**kwargs) -> FakeCIFAR:
-    datamodule = FakeCIFAR(input_shape=[3, 32, 32], num_classes=10, batch_size=16, eval_batch_size=16, **kwargs)
+def fake_cifar(**kwargs) -> CIFAR10DataModule:
+    """CIFAR-10's datamodule over random images."""
+    datamodule = CIFAR10DataModule(input_shape=[3, 32, 32], num_classes=10, batch_size=16, eval_batch_size=16, **kwargs)
+    datamodule.source = RandomImages()
     datamodule.setup("fit")
     return datamodule
 

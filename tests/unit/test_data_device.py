@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prunelab.data.base import NormalisedBatches, TensorBatches
+from prunelab.data.tensors import NormalisedBatches, TensorBatches
 from prunelab.data.synthetic import SyntheticDataModule
 from prunelab.errors import ConfigError
 

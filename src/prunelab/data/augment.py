@@ -21,20 +21,19 @@ def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) ->
     return padded.gather(2, pixels).view(n, c, h, w)
 
 
-class CropFlipBatches:
-    """Datamodule mixin: with `augment`, training batches get a random 4-pixel-padded crop and horizontal flip.
+class CropFlip:
+    """With `enabled`, training batches get a random crop of the 4-pixel-padded image and a horizontal flip.
 
     Augmentation runs on whole batches after transfer to the device, from a generator seeded with
-    (seed, number of batches augmented so far); that count is saved in checkpoints, so resuming repeats it.
-    Batches fetched outside the Trainer's training loop (evaluation, pruning scores) are left as they are.
+    (seed, number of batches augmented so far); that count is the state a checkpoint saves, so resuming repeats it.
     """
 
-    def __init__(self, *args, augment: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.augment, self.augmented_batches = augment, 0
+    def __init__(self, seed: int, enabled: bool):
+        self.seed, self.enabled, self.augmented_batches = seed, enabled, 0
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        if not (self.augment and self.trainer is not None and self.trainer.training):
+    def __call__(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """The batch with its images augmented; the batch itself when not `enabled`."""
+        if not self.enabled:
             return batch
         generator = augment_generator(self.seed, self.augmented_batches)
         self.augmented_batches += 1
@@ -42,8 +41,9 @@ class CropFlipBatches:
         return random_crop_flip(x, generator), y
 
     def state_dict(self) -> dict:
-        """The augmentation counter, which Lightning saves in checkpoints."""
+        """The augmentation counter."""
         return {"augmented_batches": self.augmented_batches}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Continue counting from a saved `state_dict`."""
         self.augmented_batches = state_dict["augmented_batches"]

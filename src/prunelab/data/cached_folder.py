@@ -1,30 +1,63 @@
 """Small equal-size images in class folders, decoded once, cached on disk and served as whole batches."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import Tensor
-
-from prunelab.data.augment import CropFlipBatches
-from prunelab.data.base import BatchDataModule, NormalisedBatches, check_at_least
-from prunelab.data.folder import FolderDataModule, class_folders, folder_splits
-from prunelab.data.folder_cache import (
-    cached_images,
-    default_cache_dir,
-    image_files,
-    image_shape,
-)
+from prunelab.data.augment import CropFlip
+from prunelab.data.folder import Folders, class_folders
+from prunelab.data.folder_cache import cached_images, default_cache_dir, image_files, image_shape
+from prunelab.data.module import DataModule
+from prunelab.data.sampling import WholeBatches
+from prunelab.data.settings import Shape, check_at_least
+from prunelab.data.split import Split, take
+from prunelab.data.tensors import NormalisedBatches
 
 
-def take(idx: Tensor, limit: int | None, seed: int) -> Tensor:
-    """At most `limit` of `idx`, a random choice fixed by `seed`; all of it, in order, when `limit` is None."""
-    if limit is None:
-        return idx
-    return idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:limit]]
+@dataclass(frozen=True)
+class CachedImages:
+    """The images of `folders` decoded once into uint8 tensors cached in `cache_dir`, keyed by each folder's
+    file list and sizes; served scaled to [0, 1] and normalised with the per-channel `mean` and `std`, not
+    resized. `limit` keeps at most that many images of each split (train, val, test), chosen by `split_seed`.
+    """
+
+    folders: Folders
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    cache_dir: Path
+    limit: int | None
+
+    def check(self, shape: Shape) -> None:
+        """Also lists the folders: a class folder without images or a file that is no image is an error."""
+        self.folders.check()
+        if self.limit is not None:
+            check_at_least("dataset.limit", self.limit, 1)
+        files = {setting: image_files(folder, setting) for setting, folder in self.folders.named().items()}
+        root = self.folders.root
+        shape.check_matches(image_shape(root / files["dataset.root"][0][0]), len(class_folders(root)))
+
+    def prepare(self) -> None:
+        """Decode and cache the folders that are not cached yet (once per machine)."""
+        for setting, folder in self.folders.named().items():
+            cached_images(folder, setting, self.cache_dir)
+
+    def splits(self, split: Split) -> dict[str, NormalisedBatches]:
+        """Read the cached folders (decoding any not cached yet) and make the splits."""
+        images = {setting.removeprefix("dataset."): cached_images(folder, setting, self.cache_dir)
+                  for setting, folder in self.folders.named().items()}
+        n_test = len(images["test_root"][1]) if "test_root" in images else None
+        splits = {}
+        for name, (folder, idx) in self.folders.splits(len(images["root"][1]), n_test, split).items():
+            x, y = images[folder]
+            idx = take(idx, self.limit, split.split_seed)
+            splits[name] = NormalisedBatches(x[idx], y[idx], self.mean, self.std)
+        return splits
+
+    def fingerprint(self) -> str:
+        return self.folders.fingerprint()
 
 
-class CachedFolderDataModule(CropFlipBatches, FolderDataModule, BatchDataModule):
+class CachedFolderDataModule(DataModule):
     """Images of one size under `root/<class>/` (and `test_root`), decoded once into uint8 tensors.
 
     The decoded folders are cached in `cache_dir` (null: `default_cache_dir()`), keyed by each folder's file
@@ -37,42 +70,27 @@ class CachedFolderDataModule(CropFlipBatches, FolderDataModule, BatchDataModule)
 
     def __init__(
         self,
-        *args,
+        input_shape: Sequence[int],
+        num_classes: int,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        num_workers: int = 0,
+        seed: int = 0,
+        *,
+        root: str,
         mean: Sequence[float],
         std: Sequence[float],
+        test_root: str | None = None,
+        test_fraction: float = 0.2,
         cache_dir: str | None = None,
         limit: int | None = None,
-        **kwargs,
+        augment: bool = False,
+        device: str = "cpu",
     ):
-        super().__init__(*args, **kwargs)
-        self.mean, self.std, self.limit = tuple(mean), tuple(std), limit
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-
-    def check(self) -> None:
-        """Also lists the folders: a class folder without images or a file that is no image is an error."""
-        super().check()
-        if self.limit is not None:
-            check_at_least("dataset.limit", self.limit, 1)
-        files = {setting: image_files(folder, setting) for setting, folder in self.folders().items()}
-        self.check_matches(image_shape(self.root / files["dataset.root"][0][0]), len(class_folders(self.root)))
-
-    def prepare_data(self) -> None:
-        """Decode and cache the folders that are not cached yet (once per machine)."""
-        self.check()
-        for setting, folder in self.folders().items():
-            cached_images(folder, setting, self.cache_dir)
-
-    def setup(self, stage: str | None = None) -> None:
-        """Read the cached folders (decoding any not cached yet) and make the splits once."""
-        if self.splits is not None:
-            return
-        self.check()
-        images = {setting.removeprefix("dataset."): cached_images(folder, setting, self.cache_dir)
-                  for setting, folder in self.folders().items()}
-        n_test = len(images["test_root"][1]) if "test_root" in images else None
-        splits = folder_splits(len(images["root"][1]), n_test, self.val_fraction, self.test_fraction, self.split_seed)
-        self.splits = {}
-        for split, (folder, idx) in splits.items():
-            x, y = images[folder]
-            idx = take(idx, self.limit, self.split_seed)
-            self.splits[split] = NormalisedBatches(x[idx], y[idx], self.mean, self.std)
+        folders = Folders.of(root, test_root, test_fraction)
+        cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
+                         CachedImages(folders, tuple(mean), tuple(std), cache, limit),
+                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device), CropFlip(seed, augment))

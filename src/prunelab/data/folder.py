@@ -1,22 +1,20 @@
-"""Any folder with one subfolder of images per class, read image by image with per-sample transforms."""
+"""Folders with one subfolder of images per class (listing, splits, fingerprint), read image by image."""
 
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 
-from prunelab.data.base import (
-    SeededShuffle,
-    SplitDataModule,
-    check_fraction,
-    split_indices,
-)
+from prunelab.data.module import DataModule
+from prunelab.data.sampling import SampleBatches
+from prunelab.data.settings import Shape, check_fraction
+from prunelab.data.split import Split, folder_splits
 from prunelab.errors import ConfigError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -49,23 +47,6 @@ def files_digest(root: Path, files: Sequence[tuple[str, int]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def folder_splits(
-    n_root: int, n_test_root: int | None, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, tuple[str, Tensor]]:
-    """(folder, indices) of each split: "root" or "test_root", and indices into that folder's files.
-
-    The test split is all of test_root, or `test_fraction` of root when `n_test_root` is None;
-    validation is `val_fraction` of the rest of root. Permutations are seeded with `seed`.
-    """
-    if n_test_root is None:
-        rest, test_idx = split_indices(n_root, test_fraction, seed)
-        test = ("root", test_idx)
-    else:
-        rest, test = torch.arange(n_root), ("test_root", torch.arange(n_test_root))
-    train_idx, val_idx = split_indices(len(rest), val_fraction, seed)
-    return {"train": ("root", rest[train_idx]), "val": ("root", rest[val_idx]), "test": test}
-
-
 def folder_transform(image_size: int, augment: bool) -> T.Compose:
     """PIL image -> normalised 3 x image_size x image_size tensor; random crop and flip when `augment`."""
     if augment:
@@ -89,24 +70,29 @@ class Transformed(Dataset):
         return len(self.indices)
 
 
-class FolderDataModule(SplitDataModule):
+@dataclass(frozen=True)
+class Folders:
     """Images under `root/<class>/`; the test split is the folder `test_root` (same class subfolders) or,
-    when it is null, `test_fraction` of `root` held out by a permutation seeded with `split_seed`;
+    when it is None, `test_fraction` of `root` held out by a permutation seeded with `split_seed`;
     validation is carved from the rest.
     """
 
-    def __init__(self, *args, root: str, test_root: str | None = None, test_fraction: float = 0.2, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.root, self.test_root = Path(root), Path(test_root) if test_root else None
-        self.test_fraction = test_fraction
+    root: Path
+    test_root: Path | None
+    test_fraction: float
 
-    def folders(self) -> dict[str, Path]:
+    @classmethod
+    def of(cls, root: str, test_root: str | None, test_fraction: float) -> "Folders":
+        """The folders as configured (strings; a null or empty test_root is none)."""
+        return cls(Path(root), Path(test_root) if test_root else None, test_fraction)
+
+    def named(self) -> dict[str, Path]:
         """The folders read, by setting name: dataset.root, and dataset.test_root when it is given."""
         named = {"dataset.root": self.root, "dataset.test_root": self.test_root}
         return {setting: folder for setting, folder in named.items() if folder is not None}
 
     def check(self) -> None:
-        super().check()
+        """Raise ConfigError unless root has 2 or more class subfolders and test_root the same ones."""
         classes = class_folders(self.root)
         if len(classes) < 2:
             found = f"has {len(classes)} class subfolders" if self.root.is_dir() else "does not exist"
@@ -124,53 +110,74 @@ class FolderDataModule(SplitDataModule):
                 "point it at a folder with the same class subfolders, or set it to null to carve a test split",
             )
 
+    def splits(self, n_root: int, n_test_root: int | None, split: Split) -> dict[str, tuple[str, Tensor]]:
+        """(folder, indices) of each split, as `folder_splits` gives them."""
+        return folder_splits(n_root, n_test_root, split.val_fraction, self.test_fraction, split.split_seed)
+
     def fingerprint(self) -> str:
         """A short sha256 of the file lists and sizes of root and test_root (no image is read)."""
-        digests = (files_digest(folder, folder_files(folder)) for folder in self.folders().values())
+        digests = (files_digest(folder, folder_files(folder)) for folder in self.named().values())
         return hashlib.sha256(" ".join(digests).encode()).hexdigest()[:16]
 
 
-class ImageFolderDataModule(FolderDataModule):
-    """Images resized and centre-cropped to `image_size`, normalised with ImageNet stats, read image by image.
-
-    With `augment`, training images get RandomResizedCrop and a horizontal flip instead.
+@dataclass(frozen=True)
+class ImageFiles:
+    """The images of `folders` read one by one, resized and centre-cropped to `image_size`, normalised with
+    ImageNet statistics; with `augment`, training images get RandomResizedCrop and a horizontal flip instead.
     """
 
-    def __init__(self, *args, image_size: int = 64, augment: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.image_size, self.augment = image_size, augment
-        self.splits: dict[str, Transformed] | None = None
+    folders: Folders
+    image_size: int
+    augment: bool
 
-    def check(self) -> None:
-        super().check()
-        self.check_matches((3, self.image_size, self.image_size), len(class_folders(self.root)))
+    def check(self, shape: Shape) -> None:
+        self.folders.check()
+        shape.check_matches((3, self.image_size, self.image_size), len(class_folders(self.folders.root)))
 
-    def setup(self, stage: str | None = None) -> None:
-        """Index the folders and make the splits once; later calls return at once."""
-        if self.splits is not None:
-            return
-        self.check()
-        folders = {"root": ImageFolder(self.root), "test_root": self.test_root and ImageFolder(self.test_root)}
-        n_test = len(folders["test_root"]) if self.test_root else None
-        splits = folder_splits(len(folders["root"]), n_test, self.val_fraction, self.test_fraction, self.split_seed)
+    def prepare(self) -> None:
+        """Nothing: images are read as they are used."""
+
+    def splits(self, split: Split) -> dict[str, Transformed]:
+        """Index the folders and make the splits."""
+        root, test_root = self.folders.root, self.folders.test_root
+        folders = {"root": ImageFolder(root), "test_root": test_root and ImageFolder(test_root)}
+        n_test = len(folders["test_root"]) if test_root else None
+        splits = self.folders.splits(len(folders["root"]), n_test, split)
         evaluate = folder_transform(self.image_size, augment=False)
         train = folder_transform(self.image_size, self.augment)
-        self.splits = {
-            split: Transformed(folders[folder], idx.tolist(), train if split == "train" else evaluate)
-            for split, (folder, idx) in splits.items()
+        return {
+            name: Transformed(folders[folder], idx.tolist(), train if name == "train" else evaluate)
+            for name, (folder, idx) in splits.items()
         }
 
-    def train_dataloader(self) -> DataLoader:
-        data = self.splits["train"]
-        return self.loader(data, self.batch_size, sampler=SeededShuffle(len(data), self.seed))
+    def fingerprint(self) -> str:
+        return self.folders.fingerprint()
 
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self.splits["val"], self.eval_batch_size)
 
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self.splits["test"], self.eval_batch_size)
+class ImageFolderDataModule(DataModule):
+    """Images resized and centre-cropped to `image_size`, normalised with ImageNet stats, read image by image.
 
-    def loader(self, data: Dataset, batch_size: int, sampler: SeededShuffle | None = None) -> DataLoader:
-        """Per-sample loading in `sampler` order (in order when None), with workers kept across epochs."""
-        workers = self.num_workers
-        return DataLoader(data, batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+    The test split is the folder `test_root` or, when it is null, `test_fraction` of `root`; with `augment`,
+    training images get RandomResizedCrop and a horizontal flip instead.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        num_workers: int = 0,
+        seed: int = 0,
+        *,
+        root: str,
+        test_root: str | None = None,
+        test_fraction: float = 0.2,
+        image_size: int = 64,
+        augment: bool = False,
+    ):
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
+                         ImageFiles(Folders.of(root, test_root, test_fraction), image_size, augment),
+                         SampleBatches(batch_size, eval_batch_size, num_workers, seed))

@@ -85,31 +85,15 @@ def fits(value, hint) -> bool:
     return True
 
 
-def _signature(func) -> tuple[dict[str, inspect.Parameter], bool]:
-    """Named parameters of `func` (annotations resolved where possible) and whether it takes `**kwargs`."""
-    try:
-        sig = inspect.signature(func, eval_str=True)
-    except (NameError, TypeError, ValueError):
-        sig = inspect.signature(func)
-    named = {n: p for n, p in sig.parameters.items()
-             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"}
-    return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-
-
 def parameters(target) -> tuple[dict[str, inspect.Parameter], bool]:
-    """The keyword parameters `target` takes, following a class's `**kwargs` into its bases; and whether any key goes."""
-    if not isinstance(target, type):
-        return _signature(target)
-    found: dict[str, inspect.Parameter] = {}
-    for owner in target.__mro__:
-        if owner is object:
-            break
-        if "__init__" in vars(owner):
-            named, more = _signature(owner.__init__)
-            found = {**named, **found}
-            if not more:
-                break
-    return found, False
+    """The keyword parameters `target` takes (a class: its constructor's), annotations resolved where possible;
+    and whether it takes any key (`**kwargs`)."""
+    try:
+        sig = inspect.signature(target, eval_str=True)
+    except (NameError, TypeError, ValueError):
+        sig = inspect.signature(target)
+    named = {n: p for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
 def search_path() -> list[str]:
