@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.experiment in TABLES:
         print(TABLES[args.experiment](sweep.runs).to_string())
     if args.figure:
-        figures.plot_comparison(figure_table(sweep.runs)).savefig(args.figure, dpi=120)
+        figures.plot_comparison(figure_table(sweep.runs), sweep.task).savefig(args.figure, dpi=120)
         print(f"  figure: {args.figure}")
 
 

@@ -27,7 +27,7 @@ def test_data_held_on_the_device_gives_the_same_run(tmp_path):
 
 def test_a_bf16_mixed_precision_run_trains_and_prunes(tmp_path):
     out = run(compose_config(*MICRO, "store_dir=null", "save_model=false", "+trainer.precision=bf16-mixed"), tmp_path)
-    assert out.results["sparsity"].tolist() == [0.0, 0.5]
+    assert out.results["weight_sparsity"].tolist() == [0.0, 0.5]
     assert all(math.isfinite(a) for a in out.results["val_acc"])
 
 
@@ -47,7 +47,7 @@ def test_a_channels_last_run_trains_channels_last_and_gives_the_same_curve(tmp_p
     seen.clear()
     nhwc = run(compose_config(*conv, "channels_last=true"), tmp_path / "b")
     assert seen and all(seen)
-    for column in ("val_acc", "test_acc", "sparsity"):
+    for column in ("val_acc", "test_acc", "weight_sparsity"):
         assert nhwc.results[column].tolist() == pytest.approx(default.results[column].tolist(), abs=1e-3)
     weights = dict(nhwc.module.model.named_parameters())
     assert all(torch.equal(default.masks[n], m) for n, m in nhwc.masks.items())
@@ -59,7 +59,7 @@ def test_layers_that_surgery_replaces_are_channels_last_too(tmp_path):
     out = run(compose_config(*MICRO, "model=digits_cnn", "dataset.input_shape=[3,8,8]", "store_dir=null",
                              "save_model=false", f"pruning={pruning}", "channels_last=true"), tmp_path)
     convs = [m.weight for m in out.module.model.modules() if isinstance(m, nn.Conv2d)]
-    assert out.results["sparsity"].tolist()[-1] > 0
+    assert out.results["param_sparsity"].tolist()[-1] > 0
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 

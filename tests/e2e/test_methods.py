@@ -27,7 +27,7 @@ def test_every_unstructured_option_reaches_its_targets_end_to_end(method, tmp_pa
     out = run(compose_config(*TINY, f"pruning={method}"), tmp_path)
     df = pd.read_csv(tmp_path / "results.csv")
     assert df["stage"].tolist() == [0, 1, 2] and (df["method"] == method).all()
-    assert df["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
+    assert df["weight_sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
     assert df["test_acc"].between(0, 1).all()
     assert out.results["nonzero_params"].is_monotonic_decreasing
 
@@ -53,7 +53,7 @@ def test_pruning_at_initialisation_before_any_training(method, tmp_path):
     cfg = compose_config(*TINY, f"pruning={method}", "schedule.pretrain_epochs=0", "schedule.targets=[0.8]")
     df = run(cfg, tmp_path).results
     assert df["stage"].tolist() == [0, 1] and df["epoch"].tolist() == [0, 1]
-    assert df["sparsity"].tolist() == pytest.approx([0.0, 0.8], abs=1e-3)
+    assert df["weight_sparsity"].tolist() == pytest.approx([0.0, 0.8], abs=1e-3)
     assert df["val_acc"].iloc[1] > 0.5, "one epoch of training the network pruned at init must learn something"
 
 

@@ -70,10 +70,10 @@ def test_the_callback_prunes_in_a_users_own_trainer(method, tmp_path):
 
     rows = pd.read_csv(tmp_path / "run" / "results.csv")
     assert rows["stage"].tolist() == [0, 1, 2] and (rows["method"] == method).all()
-    assert rows["test_acc"].iloc[0] > 0.9 and rows["sparsity"].is_monotonic_increasing
+    assert rows["test_acc"].iloc[0] > 0.9 and rows["weight_sparsity"].is_monotonic_increasing
     hidden = module.net[1].weight
     if method == "magnitude":
-        assert rows["sparsity"].iloc[-1] == pytest.approx(0.8, abs=1e-3)
+        assert rows["weight_sparsity"].iloc[-1] == pytest.approx(0.8, abs=1e-3)
         assert float((hidden == 0).float().mean()) > 0.79
     else:
         assert hidden.shape[0] < 48 and rows["params"].iloc[-1] < rows["params"].iloc[0]

@@ -9,7 +9,7 @@ def test_nm_holds_through_every_stage_and_fine_tuning_end_to_end(tmp_path):
     cfg = compose_config(*TINY, "pruning.pattern=2:4", "pruning.exclude=[0.weight]", "schedule.targets=[0.3,0.5]",
                          "schedule.save_masks=true")
     out = run(cfg, tmp_path)
-    first, second = out.results["sparsity"].iloc[1:]
+    first, second = out.results["weight_sparsity"].iloc[1:]
     assert first == second and 0.45 < first <= 0.5, "2:4 prunes half of every layer whatever the target"
     for stage, masks in torch.load(tmp_path / "masks.pt").items():
         for name, mask in masks.items():

@@ -38,7 +38,7 @@ def test_own_method_model_and_data_run_through_the_cli(method, family, user_fold
     assert proc.returncode == 0, err
     rows = pd.read_csv(tmp_path / "job" / "results.csv")
     assert rows[["method", "family", "model", "dataset"]].iloc[0].tolist() == [method, family, "two_layer", "blobs"]
-    assert rows["sparsity"].iloc[-1] > 0.2 and rows["test_acc"].iloc[0] > 0.9
+    assert rows["param_sparsity"].iloc[-1] > 0.2 and rows["test_acc"].iloc[0] > 0.9
     assert len(list((tmp_path / "store" / "runs").glob(f"{method}_two_layer_blobs_s0-*"))) == 1
     assert gather([tmp_path / "job"]).runs["family"].eq(family).all()
 

@@ -6,7 +6,8 @@ import torch
 
 from tests.helpers import TINY, SpyPruner, compose_config, prepare, run
 
-COLUMNS = ["method", "seed", "stage", "target_sparsity", "sparsity", "params", "nonzero_params",
+COLUMNS = ["method", "task", "seed", "stage", "target_sparsity", "weight_sparsity", "param_sparsity", "params",
+           "nonzero_params",
            "acc_before_ft", "val_acc", "test_acc"]
 
 
@@ -18,7 +19,7 @@ def test_end_to_end_writes_the_promised_results(dataset, tmp_path):
     assert set(COLUMNS) <= set(df.columns)
     assert df["stage"].tolist() == [0, 1, 2]
     assert df["target_sparsity"].tolist() == [0.0, 0.5, 0.8]
-    assert df["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-4)
+    assert df["weight_sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-4)
     assert (df["method"] == "magnitude").all() and (df["seed"] == 0).all()
     assert df["nonzero_params"].is_monotonic_decreasing
     assert df["val_acc"].between(0, 1).all() and df["test_acc"].between(0, 1).all()
@@ -35,7 +36,7 @@ def test_pruned_weights_are_exactly_zero_after_fine_tuning(optimizer, tmp_path):
     for name, mask in out.masks.items():
         assert torch.all(params[name][~mask] == 0)
         assert (params[name][mask] != 0).float().mean() > 0.99, "fine-tuning must still move kept weights"
-    assert out.results["sparsity"].iloc[-1] == pytest.approx(0.8, abs=1e-4)
+    assert out.results["weight_sparsity"].iloc[-1] == pytest.approx(0.8, abs=1e-4)
 
 
 @pytest.mark.parametrize("schedule", ["oneshot", "iterative"])

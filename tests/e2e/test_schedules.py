@@ -92,7 +92,7 @@ def test_agp_raises_sparsity_gradually_and_ends_each_stage_on_target(tmp_path):
                            "schedule.every=2")
     assert rec.sparsities == sorted(rec.sparsities)
     assert len({round(s, 4) for s in rec.sparsities}) >= 6, "sparsity must rise in many small steps"
-    assert [r["sparsity"] for r in engine.rows] == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    assert [r["weight_sparsity"] for r in engine.rows] == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
     assert [r["target_sparsity"] for r in engine.rows] == [0.0, 0.5, 0.8]
 
 

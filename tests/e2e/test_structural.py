@@ -32,7 +32,12 @@ def test_every_structural_method_runs_end_to_end_on_digits(method, tmp_path):
     assert df["stage"].tolist() == [0, 1, 2] and df["target_sparsity"].tolist() == [0.0, 0.5, 0.8]
     assert df["params"].is_monotonic_decreasing and df["macs"].is_monotonic_decreasing
     assert (df["params"] == df["nonzero_params"]).all() and (df["macs"] == df["nonzero_macs"]).all()
-    assert df["sparsity"].tolist() == pytest.approx((1 - df["params"] / df["params"][0]).tolist())
+    assert df["param_sparsity"].tolist() == pytest.approx((1 - df["nonzero_params"] / df["params"][0]).tolist())
+    convs = pd.read_csv(tmp_path / "layer_sparsity.csv")
+    prunable = convs[~convs["layer"].isin([convs["layer"].iloc[-1]])]  # the output layer is not prunable
+    dense = prunable[prunable["stage"] == 0]["params"].sum()
+    kept = prunable.groupby("stage")["nonzero_params"].sum()
+    assert df["weight_sparsity"].tolist() == pytest.approx((1 - kept / dense).tolist())
     assert df["theoretical_speedup"].iloc[-1] == pytest.approx(df["macs"][0] / df["macs"].iloc[-1])
     assert (df["latency_ms"] > 0).all() and df["val_acc"].between(0, 1).all()
     optimized = {id(p) for group in out.module.trainer.optimizers[0].param_groups for p in group["params"]}
@@ -49,7 +54,7 @@ def test_oneshot_removal_starts_every_stage_from_the_dense_model(tmp_path):
                          "pruning.round_to=4", "pruning.max_layer_ratio=0.7", "save_model=true")
     out = run(cfg, tmp_path)
     df = out.results
-    assert df["sparsity"].iloc[-1] > df["sparsity"].iloc[1] > 0.4
+    assert df["param_sparsity"].iloc[-1] > df["param_sparsity"].iloc[1] > 0.4
     assert all(w % 4 == 0 for w in widths(out.module.model)[:-1])
     assert all(w >= 0.3 * d for w, d in zip(widths(out.module.model), [32, 64, 64, 128, 10]))
     assert_saved_model_round_trips(out.module.model, tmp_path, (1, 8, 8))

@@ -91,7 +91,7 @@ def test_a_structural_run_killed_mid_fine_tune_ends_as_the_uninterrupted_one(sch
     reference = uninterrupted("l1_filter", schedule)
     assert_same_run(resumed, reference)
     assert widths(resumed.module.model) == widths(reference.module.model)
-    assert resumed.results["sparsity"].iloc[-1] > resumed.results["sparsity"].iloc[1] > 0.2
+    assert resumed.results["param_sparsity"].iloc[-1] > resumed.results["param_sparsity"].iloc[1] > 0.2
     for out in (resumed, reference):  # gradual removals too leave the optimizer holding the new parameters
         optimized = {id(p) for group in out.module.trainer.optimizers[0].param_groups for p in group["params"]}
         assert optimized == {id(p) for p in out.module.model.parameters()}

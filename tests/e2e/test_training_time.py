@@ -31,7 +31,7 @@ def test_the_option_runs_through_the_cli_and_writes_a_full_curve(overrides, tmp_
     df = pd.read_csv(run / "results.csv")
     assert df["target_sparsity"].tolist() == [0.0, 0.5, 0.8]
     if "pruning=l1_filter" not in overrides:  # unstructured: the targets exactly
-        assert df["sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
+        assert df["weight_sparsity"].iloc[1:].tolist() == pytest.approx([0.5, 0.8], abs=1e-3)
     if "schedule.retrain=scratch_b" in overrides:  # compute-matched: stage k trains 2 * dense/pruned MACs epochs
         lengths = df["epoch"].diff().iloc[1:].tolist()
         assert lengths == [max(1, round(2 * r)) for r in (df["macs"].iloc[0] / df["nonzero_macs"].iloc[1:])]

@@ -8,7 +8,8 @@ import pytest
 import torch
 import wandb
 
-from prunelab import scores
+from prunelab import summary as run_scores
+from prunelab.tasks import CLASSIFICATION
 from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
 from prunelab.pruning.masks import count_parameters
@@ -72,7 +73,7 @@ def test_stage_metrics_equal_results_csv(wandb_run):
 def test_curve_table_equals_results_csv(wandb_run):
     out, run_dir, logged = wandb_run
     (row,) = [r for r in logged["history"] if "curve/table/path" in r]
-    assert row["curve/test_acc_vs_sparsity_table/_type"] == "table-file"  # the line plot's data
+    assert row["curve/test_acc_vs_param_sparsity_table/_type"] == "table-file"  # the line plot's data
     table = json.loads((run_dir / "files" / row["curve/table/path"]).read_text())
     curve = pd.DataFrame(table["data"], columns=table["columns"])
     pd.testing.assert_frame_equal(curve, pd.read_csv(out / "results.csv"), check_dtype=False)
@@ -80,9 +81,10 @@ def test_curve_table_equals_results_csv(wandb_run):
 
 def test_summary_scalars_and_layer_sparsity_are_the_runs_scores(wandb_run):
     out, _, logged = wandb_run
-    summary = scores.run_summary(pd.read_csv(out / "results.csv"))
+    summary = run_scores.run_summary(pd.read_csv(out / "results.csv"), CLASSIFICATION)
     assert {k: logged["summary"][f"summary/{k}"] for k in summary} == pytest.approx(summary)
-    assert {"dense_acc", "final_acc", "sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(summary)
+    assert {"dense_acc", "final_acc", "param_sparsity_within_1pt", "acc_auc", "total_time_s", "stage_time_s/2"} <= set(
+        summary)
     layers = gather.final_layers(pd.read_csv(out / "layer_sparsity.csv"))
     assert {f"layer_sparsity/{n}": s for n, s in zip(layers["layer"], layers["sparsity"])} == pytest.approx(
         {k: v for k, v in logged["summary"].items() if k.startswith("layer_sparsity/")})
