@@ -58,3 +58,11 @@ def save_figure(path: Path | str, figure: "Figure", **savefig) -> None:
     """`figure.savefig(path, **savefig)` atomically, in the format `path`'s suffix names."""
     with replacing(path) as tmp:
         figure.savefig(tmp, format=Path(path).suffix.removeprefix("."), **savefig)
+
+
+def save_program(path: Path | str, program) -> None:
+    """`torch.export.save(program, path)` atomically."""
+    import torch
+
+    with replacing(path) as tmp:
+        torch.export.save(program, tmp)

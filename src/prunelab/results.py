@@ -135,6 +135,12 @@ def comparison_plot(metric: str) -> str:
     return f"comparison/{test(metric)}_vs_{AXIS}"
 
 
+COMPARISON_FIGURE = "comparison/figure"
+COMPARISON_TABLE = "comparison/table"
+COMPARISON_SUMMARY = "comparison/summary"
+ONNX_PREFIX = "onnx/"  # the final model's ONNX check (onnx.json) in a run's W&B summary
+
+
 def layers_table(stage: int) -> str:
     return f"layers/stage_{stage}"
 

@@ -46,7 +46,7 @@ class Metric:
     @property
     def tolerance_text(self) -> str:
         if self.relative:
-            return f"{100 * self.tolerance:g}% of dense"
+            return f"{100 * self.tolerance:g}%"
         return f"{self.scale * self.tolerance:g} point" + "s" * (self.scale * self.tolerance != 1) if self.percent \
             else f"{self.tolerance:g}"
 

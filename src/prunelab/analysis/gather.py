@@ -101,7 +101,7 @@ def with_onnx(rows: pd.DataFrame, record: Path) -> pd.DataFrame:
         return rows
     found = json.loads(record.read_text())
     rows = rows.copy()
-    for name, ms in found.get("latency_ms", {}).items():
+    for name, ms in found.get(results.LATENCY, {}).items():
         runtime, batch = name.split("_b")
         rows.loc[rows[results.STAGE] == found["stage"], results.onnx_latency(runtime, int(batch))] = ms
     return rows

@@ -101,9 +101,11 @@ def log_onnx(loggers: list[Logger], record: dict | None) -> None:
     `onnx/error`."""
     if record is None:
         return
-    summary = {"onnx/matches": record["matches"], **{f"onnx/{k}_ms": v for k, v in record["latency_ms"].items()}}
+    prefix = results.ONNX_PREFIX
+    summary = {prefix + "matches": record["matches"],
+               **{f"{prefix}{k}_ms": v for k, v in record[results.LATENCY].items()}}
     if record["error"]:
-        summary["onnx/error"] = record["error"]
+        summary[prefix + "error"] = record["error"]
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
 

@@ -25,9 +25,9 @@ def log_comparison(comparison, figure_path: Path, save_dir: str, group: str | No
                 xs=[c[results.mean(results.AXIS)].tolist() for _, c in curves], ys=[c[results.mean(test)].tolist() for _, c in curves],
                 keys=[s for s, _ in curves], title=f"{test.replace('_', ' ')} vs {results.AXIS} (mean over seeds)",
                 xname=results.AXIS),
-            "comparison/figure": wandb.Image(str(figure_path)),
-            "comparison/table": wandb.Table(dataframe=comparison.table),
-            "comparison/summary": wandb.Table(dataframe=comparison.summary),
+            results.COMPARISON_FIGURE: wandb.Image(str(figure_path)),
+            results.COMPARISON_TABLE: wandb.Table(dataframe=comparison.table),
+            results.COMPARISON_SUMMARY: wandb.Table(dataframe=comparison.summary),
         })
     except Exception as err:  # the files on disk are the comparison; W&B is a copy
         log.warning("W&B: could not log the comparison (%s); it is in %s", err, Path(figure_path).parent)

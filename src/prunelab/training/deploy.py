@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from prunelab import atomic, results
 from prunelab.modes import eval_mode
 from prunelab.training.meter import latency_ms
 
@@ -37,7 +38,7 @@ class OnnxOutcome:
     def record(self, stage: int) -> dict:
         """The outcome as plain JSON, for `stage` (the final stage): onnx.json and W&B's summary."""
         return {"stage": stage, "file": self.path.name if self.path else None, "matches": self.matches,
-                "max_abs_diff": self.max_abs_diff, "latency_ms": dict(self.latency_ms), "error": self.error}
+                "max_abs_diff": self.max_abs_diff, results.LATENCY: dict(self.latency_ms), "error": self.error}
 
     def summary(self) -> str:
         """The outcome in one line, for a log or a results table."""
@@ -59,11 +60,10 @@ def available() -> bool:
 def export_onnx(model: nn.Module, input_shape: Sequence[int], path: Path) -> Path:
     """Write `model` (eval mode) to `path` as ONNX taking a batch of any size of `input_shape` images."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     example = torch.randn(2, *input_shape, device=device)
-    with eval_mode(model):
-        torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
+    with eval_mode(model), atomic.replacing(path) as tmp:  # the model's weights are small: one file, no external data
+        torch.onnx.export(model, (example,), str(tmp), dynamo=True, verbose=False, external_data=False,
                           input_names=["images"], output_names=["logits"],
                           dynamic_shapes=({0: torch.export.Dim("batch")},))
     return path

@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from prunelab import atomic
 from prunelab.config import build
 from prunelab.models.attention import SelfAttention, split_attention
 from prunelab.modes import eval_mode
@@ -26,14 +27,14 @@ def save_model(paths: RunPaths, model: nn.Module, masks: Masks | None, config: d
         "state_dict": model.state_dict(), "masks": masks or {}, "config": config, "input_shape": list(input_shape),
         "pruning_history": history, "split_attention": any(isinstance(m, SelfAttention) for m in model.modules()),
     }
-    torch.save(state, paths.model_state)
+    atomic.save_torch(paths.model_state, state)
     if not program:
         return
     device = next(model.parameters()).device
     example = torch.randn(2, *input_shape, device=device)
     with eval_mode(model):
         program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    torch.export.save(program, paths.model_program)
+    atomic.save_program(paths.model_program, program)
 
 
 def load_model(path: Path) -> nn.Module:
