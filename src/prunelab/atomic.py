@@ -33,6 +33,14 @@ def write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text)
 
 
+def copy_file(source: Path | str, path: Path | str) -> None:
+    """Copy `source` to `path` atomically."""
+    import shutil
+
+    with replacing(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_json(path: Path | str, value) -> None:
     """Write `value` as indented JSON to `path` atomically (non-JSON values as their str)."""
     write_text(path, json.dumps(value, indent=1, default=str))

@@ -21,7 +21,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from prunelab import results, tasks
+from prunelab import atomic, results, tasks
 from prunelab.errors import ConfigError, Diverged
 from prunelab.paths import RunPaths
 from prunelab.runs.folder import read_protocol, read_results, read_status, write_status
@@ -56,7 +56,7 @@ def _record(run: RunPaths, job: RunPaths, status: dict, skipped: bool = False) -
     if run != job:  # what later jobs and the sweep comparison read from the Hydra folder
         for source, target in zip(run.tables(), job.tables()):
             if source.is_file():
-                shutil.copyfile(source, target)
+                atomic.copy_file(source, target)
 
 
 def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
