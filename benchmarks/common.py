@@ -13,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "src" / "prunelab" / "conf"
+CONF = ROOT / "conf"
 
 
 def config(*overrides: str):

@@ -28,7 +28,7 @@ from prunelab.runs.spec import from_config
 from prunelab.training.callback import PruningCallback
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = Path(str(resources.files("prunelab") / "conf"))
+CONF = Path(str(resources.files("prunelab.conf")))
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # A run of a few seconds: 2 dense epochs, 2 targets of 1 fine-tune epoch each.

@@ -27,7 +27,7 @@ from prunelab.training.engine import StageEngine
 from prunelab.training.meter import Meter
 from prunelab.training.schedule import Schedule
 
-METHODS = resources.files("prunelab") / "conf" / "pruning"
+METHODS = resources.files("prunelab.conf") / "pruning"
 
 
 @dataclass

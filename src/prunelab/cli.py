@@ -1,4 +1,4 @@
-"""The `prunelab` command: a Hydra app over the configs shipped in the package (`prunelab/conf`)."""
+"""The `prunelab` command: a Hydra app over the configs shipped with the package (`prunelab.conf`)."""
 
 import sys
 from pathlib import Path
@@ -10,10 +10,9 @@ from omegaconf import DictConfig
 
 from prunelab.errors import ConfigError, Diverged
 
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+# a package, not a file path: the top-level conf/ in an editable install, prunelab/conf from a wheel
+@hydra.main(version_base="1.3", config_path="pkg://prunelab.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one pruning experiment (or one job of a multirun sweep); returns the sweep objective."""
     from prunelab.runs.job import execute

@@ -1,5 +1,5 @@
-"""A wheel built from the repository ships the configs: installed (not editable) in a fresh virtual
-environment, its `prunelab` command composes and runs a tiny run outside the checkout."""
+"""A wheel built from the repository ships the configs (the top-level conf/, as prunelab/conf): installed (not
+editable) in a fresh virtual environment, its `prunelab` command composes and runs a tiny run outside the checkout."""
 
 import os
 import subprocess
@@ -18,8 +18,11 @@ def test_an_installed_wheel_composes_and_runs_a_tiny_run(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
                     str(ROOT)], check=True, capture_output=True)
     (wheel,) = dist.glob("prunelab-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "prunelab/conf/config.yaml" in names and "prunelab/conf/pruning/magnitude.yaml" in names
+    names = set(zipfile.ZipFile(wheel).namelist())
+    # the top-level conf/ ships as the package prunelab.conf (Hydra's pkg:// needs its __init__.py)
+    configs = {f"prunelab/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
+    assert "prunelab/conf/config.yaml" in configs and "prunelab/conf/__init__.py" in names
+    assert configs <= names, sorted(configs - names)
     # torch and the rest come from this environment; prunelab itself only from the wheel
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -27,9 +30,10 @@ def test_an_installed_wheel_composes_and_runs_a_tiny_run(tmp_path):
                     str(wheel)], check=True,
                    capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([str(python), "-c", "import prunelab; print(prunelab.__file__)"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, check=True).stdout
-    assert where.startswith(str(venv)), where
+    probe = "import prunelab, prunelab.conf; print(prunelab.__file__, prunelab.conf.__file__)"
+    where = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert all(w.startswith(str(venv)) for w in where), where
     proc = subprocess.run([str(venv / "bin" / "prunelab"), *TINY, "dataset=synthetic", "store_dir=null",
                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,10 +1,13 @@
 """The package's shape: layers import only downwards (import-linter's contracts in pyproject.toml), no
-module takes part in an import cycle or imports the package root, and the configs ship inside the package."""
+module takes part in an import cycle or imports the package root, and the configs (the top-level conf/) ship as
+the package `prunelab.conf`."""
 
 import subprocess
 import sys
+from distutils.core import run_setup  # setuptools' copy of distutils, which its setup() runs on
 
 import grimp
+import yaml
 
 from tests.helpers import CONF, ROOT
 
@@ -60,5 +63,20 @@ def test_the_cycle_check_finds_a_cycle():
     assert import_cycle(Graph()) == ["a", "b", "c", "a"]
 
 
-def test_the_configs_live_in_the_package():
-    assert CONF.parent.name == "prunelab" and (CONF / "config.yaml").is_file()
+def test_every_yaml_under_conf_goes_into_the_wheel_as_prunelab_conf(monkeypatch, tmp_path):
+    # the file list setuptools' build_py copies into the wheel, from setup.py and pyproject.toml
+    monkeypatch.chdir(ROOT)
+    dist = run_setup("setup.py", stop_after="config")
+    dist.get_command_obj("egg_info").egg_base = str(tmp_path)  # its metadata out of the checkout
+    build_py = dist.get_command_obj("build_py")
+    build_py.ensure_finalized()
+    shipped = {(package, src, name) for package, src, _, names in build_py.data_files for name in names}
+    assert shipped == {("prunelab.conf", "conf", p.relative_to(ROOT / "conf").as_posix())
+                       for p in (ROOT / "conf").rglob("*.yaml")}
+
+
+def test_the_package_finds_config_yaml_and_every_default_group():
+    defaults = yaml.safe_load((CONF / "config.yaml").read_text())["defaults"]
+    options = [f"{group}/{option}.yaml" for entry in defaults if isinstance(entry, dict)
+               for group, option in entry.items()]
+    assert options and all((CONF / option).is_file() for option in options), options
