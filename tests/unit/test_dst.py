@@ -34,9 +34,20 @@ def test_erk_densities_follow_sum_over_product_keep_the_global_density_and_cap_d
 def test_rigl_drops_the_smallest_active_and_regrows_the_largest_gradient_inactive():
     w = torch.tensor([[0.9, -0.1, 0.5, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[True, True, True, False, False, False]])
-    grad = torch.tensor([[5.0, 5.0, 5.0, 0.1, -0.7, 0.3]])  # active weights' gradients do not count
+    grad = torch.tensor([[5.0, 0.05, 5.0, 0.1, -0.7, 0.3]])  # the weights still active do not count
     new = drop_and_grow(w, mask, grad.abs(), 1 / 3)
     assert new.tolist() == [[True, False, True, False, True, False]]
+
+
+def test_rigl_regrows_a_just_dropped_weight_when_its_gradient_is_largest():
+    # Evci et al. 2020, Algorithm 1: the regrown weights are the top-k gradients of all weights inactive after
+    # the drop, so the dropped -0.1 (|g| 5) comes straight back and the mask does not move.
+    w = torch.tensor([[0.9, -0.1, 0.5, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False, False, False]])
+    grad = torch.tensor([[5.0, 5.0, 5.0, 0.1, -0.7, 0.3]])
+    assert torch.equal(drop_and_grow(w, mask, grad.abs(), 1 / 3), mask)
+    grad[0, 1] = 0.6  # below the inactive -0.7: that one grows instead
+    assert drop_and_grow(w, mask, grad.abs(), 1 / 3).tolist() == [[True, False, True, False, True, False]]
 
 
 def test_the_update_fraction_decays_by_a_cosine_to_zero_at_t_end():
@@ -76,8 +87,10 @@ def test_set_and_rigl_keep_every_layer_count_regrow_what_they_drop_and_stop_at_t
                 moves.append(dropped)
                 fraction = drop_fraction(len(moves) + 1, 8, 0.5, 0.75)
                 expected.append(sum(round(fraction * c) for c in counts[stage].values()))
-        # 8 steps a stage, t_end 0.75: the mask moves after steps 1-5 (as the cosine says), never from step 6 on
-        assert moves == expected and min(moves[:3]) > 0 and moves[-3:] == [0, 0, 0]
+        # 8 steps a stage, t_end 0.75: the cosine's count is dropped after steps 1-5, never from step 6 on; a
+        # dropped weight may be regrown at once, so at most that many move
+        assert all(m <= e for m, e in zip(moves, expected)) and min(moves[:3]) > 0
+        assert expected[-3:] == [0, 0, 0] and moves[-3:] == [0, 0, 0]
     for w, n in zip([host.model[0].weight, host.model[2].weight], ["0.weight", "2.weight"]):
         assert torch.equal(w != 0, engine.masks[n])
 
