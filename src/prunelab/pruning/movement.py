@@ -73,9 +73,16 @@ class Movement(Pruner):
 
     def stepped(self, params: dict[str, nn.Parameter]) -> None:
         """After the optimizer step: keep W as it left it, pruned entries included."""
-        if self._restored:
-            self.weights_kept = {n: p.detach().clone() for n, p in params.items()}
-            self._restored = False
+        if not self._restored:
+            return
+        with torch.no_grad():
+            for n, p in params.items():
+                kept = self.weights_kept.get(n)
+                if kept is not None and kept.shape == p.shape and kept.device == p.device:
+                    kept.copy_(p)
+                else:
+                    self.weights_kept[n] = p.detach().clone()
+        self._restored = False
 
     def update(self, params: dict[str, nn.Parameter], masks: Masks, step: int, steps: int, seed: int) -> Masks | None:
         """After every optimizer step: the mask of the scores as they are now."""
@@ -88,7 +95,7 @@ class Movement(Pruner):
                 "target": self.target, "optimizer": optimizer}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scores, self.weights_kept = dict(state.get("scores", {})), dict(state.get("weights", {}))
+        self.scores, self.weights_kept = _cpu(state.get("scores", {})), _cpu(state.get("weights", {}))  # ours to change
         self.masks, self.target = dict(state.get("masks", {})), state.get("target", 0.0)
         self._optimizer, self._optimizer_state = None, state.get("optimizer")
 
