@@ -64,7 +64,7 @@ def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
     assert summary["run"].run_group == group and summary["run"].job_type == "summary"
     (logged,) = summary["history"]
     assert logged["comparison/figure/_type"] == "image-file"
-    assert logged["comparison/test_acc_vs_sparsity_table/_type"] == "table-file"  # the line series' data
+    assert logged["comparison/test_acc_vs_param_sparsity_table/_type"] == "table-file"  # the line series' data
     table = json.loads((summary_dir / "files" / logged["comparison/table/path"]).read_text())
     expected = pd.read_csv(multirun / "comparison.csv")
     assert pd.DataFrame(table["data"], columns=table["columns"])["test_acc_mean"].tolist() == pytest.approx(
