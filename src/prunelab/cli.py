@@ -1,5 +1,6 @@
 """The `prunelab` command: a Hydra app over the configs shipped with the package (`prunelab.conf`)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from prunelab.errors import ConfigError, Diverged
 
 # a package, not a file path: the top-level conf/ in an editable install, prunelab/conf from a wheel
 @hydra.main(version_base="1.3", config_path="pkg://prunelab.conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     """Run one pruning experiment (or one job of a multirun sweep); returns the sweep objective."""
     from prunelab.runs.job import execute
 
@@ -26,3 +27,12 @@ def main(cfg: DictConfig) -> float:
     except Diverged as err:
         print(f"prunelab: run failed: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def main() -> None:
+    """The `prunelab` console script, and `python -m prunelab`: the working directory comes first on Python's
+    search path, as `python -m` puts it, so a `_target_` in a module beside your configs imports."""
+    cwd = os.getcwd()
+    if sys.path[:1] != [cwd]:
+        sys.path.insert(0, cwd)
+    app()

@@ -27,7 +27,7 @@ class Calibration:
         """The calibration inputs on `device`, in batches."""
         generator = torch.Generator().manual_seed(self.seed)
         kept, keys = None, torch.empty(0)
-        for x, _ in ctx.batches():
+        for x in ctx.inputs():
             x = x if kept is None else torch.cat([kept, x])
             keys = torch.cat([keys, torch.rand(len(x) - len(keys), generator=generator)])
             order = keys.argsort()[: self.num_samples]
