@@ -348,7 +348,7 @@ class StageEngine:
         )
 
     def _weight_sparsity(self, model: nn.Module) -> float:
-        return weight_sparsity(self.pruner.weights(model), self.state.dense_weights)
+        return weight_sparsity(self.pruner.weights(model), self.state.dense_weights, self.state.masks)
 
     def _hold_masks(self, model: nn.Module) -> None:
         self.state.masks = self._held.hold(self.pruner.parameters(model), self.state.masks)
