@@ -262,14 +262,15 @@ def fake_results(method: str, seed: int, accs, targets=TARGETS, family: str | No
 
 
 def write_run(run_dir: Path, method: str, seed: int, accs, targets=TARGETS, family: str | None = "magnitude",
-              scope: str = "global", **columns) -> Path:
+              scope: str = "global", dataset: str = "digits", **columns) -> Path:
     """A run directory as `prunelab` leaves it (results.csv, .hydra/config.yaml, layer_sparsity.csv)."""
     run_dir = Path(run_dir)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    fake_results(method, seed, accs, targets, family, **columns).to_csv(run_dir / "results.csv", index=False)
+    fake_results(method, seed, accs, targets, family, dataset=dataset, **columns).to_csv(run_dir / "results.csv",
+                                                                                         index=False)
     pruning = {"name": method, "scope": scope, **({"family": family} if family else {})}
     config = {"pruning": pruning, "schedule": {"name": "iterative", "targets": list(targets)},
-              "model": {"name": "mlp"}, "dataset": {"name": "digits", "seed": "${seed}"}, "seed": seed}
+              "model": {"name": "mlp"}, "dataset": {"name": dataset, "seed": "${seed}"}, "seed": seed}
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     last = [0.0, *targets][len(accs) - 1]
     pd.DataFrame({"layer": ["fc1.weight", "fc2.weight"], "params": [800, 200], "sparsity": [last + 0.05, last - 0.2]}

@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     comparison = compare.compare(sweep)
     paths = compare.write(comparison, args.out)
     print(comparison.markdown)
-    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.files())))
+    groups = f" in {len(comparison.groups)} groups" if len(comparison.groups) > 1 else ""
+    print(f"{sweep.runs['run'].nunique()} runs compared{groups}, {len(sweep.skipped)} left out; wrote "
+          + ", ".join(map(str, paths.files())))
 
 
 if __name__ == "__main__":

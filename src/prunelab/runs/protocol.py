@@ -1,5 +1,6 @@
 """How a run's results were made, recorded beside them (`protocol.json`) and in its W&B config: the code, the
-libraries, the device, the data and the fine-tuning budget. A finished run made by other code than now is
+libraries, the device, the data and the fine-tuning budget; once training has set the data up, protocol.json
+also gets the size of the evaluated splits (`split_samples`). A finished run made by other code than now is
 not handed out silently (`stale_warning`)."""
 
 import functools
@@ -11,6 +12,8 @@ from pathlib import Path
 from prunelab import version
 
 LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
+# protocol.json's count of the samples of each evaluated split, {"val": n, "test": n} (`split_samples`).
+SAMPLES = "samples"
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -58,6 +61,19 @@ def data_fingerprint(datamodule) -> str | None:
     for t in tensors:
         digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest() if tensors else None
+
+
+def split_samples(datamodule) -> dict[str, int]:
+    """The number of samples in the validation and the test split, read from the datamodule's loaders once it is
+    set up (after training): the resolution of a metric that counts samples (one test image is 1/N of the test
+    accuracy). A split whose data set has no length is left out."""
+    found = {}
+    for split, loader in (("val", datamodule.val_dataloader), ("test", datamodule.test_dataloader)):
+        try:
+            found[split] = len(loader().dataset)
+        except (AttributeError, TypeError):  # no data set, or an iterable one
+            pass
+    return found
 
 
 def budget(config: dict, schedule) -> list[dict]:

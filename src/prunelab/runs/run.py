@@ -177,6 +177,8 @@ def run(spec: RunSpec) -> RunResult:
             write_protocol(paths, made)
             sink.log_protocol(loggers, made)
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
+        if trainer.is_global_zero:  # the splits exist once training has set the data up
+            write_protocol(paths, {**made, protocol.SAMPLES: protocol.split_samples(parts.datamodule)})
         engine, model = parts.engine, parts.module.model
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
