@@ -2,6 +2,7 @@
 Trainer settings Lightning rejects, keys that nothing reads, files that are not what they claim, a store that
 cannot be written. (tests/e2e/test_errors.py runs one of each through the command.)"""
 
+import json
 import pytest
 import torch
 
@@ -114,3 +115,24 @@ def test_a_store_that_cannot_be_written_is_named(tmp_path):
     with pytest.raises(ConfigError) as err:
         writable(tmp_path / "a_file" / "store" / "runs" / "x")
     assert err.value.setting == "store_dir" and "cannot write" in err.value.problem
+
+
+def test_dense_weights_are_checked_against_the_record_beside_them(tmp_path):
+    from prunelab.config import build
+    from prunelab.runs.protocol import check_dense_record, data_fingerprint
+    from tests.helpers import compose_config
+
+    cfg = compose_config()
+    datamodule = build(cfg.dataset)
+    weights = tmp_path / "dense.pt"
+    weights.write_bytes(b"")
+    check_dense_record(weights, {"name": "digits_cnn"}, datamodule)  # no record: loads unchecked
+    (tmp_path / "protocol.json").write_text(json.dumps({"data": data_fingerprint(datamodule)}))
+    (tmp_path / "settings.json").write_text(json.dumps({"model": {"name": "digits_cnn"}}))
+    check_dense_record(weights, {"name": "digits_cnn"}, datamodule)
+    with pytest.raises(ConfigError, match="was trained as model") as err:
+        check_dense_record(weights, {"name": "digits_cnn", "width": 2}, datamodule)
+    assert err.value.setting == "dense_checkpoint"
+    (tmp_path / "protocol.json").write_text(json.dumps({"data": "0" * 64}))
+    with pytest.raises(ConfigError, match="trained on other data"):
+        check_dense_record(weights, {"name": "digits_cnn"}, datamodule)

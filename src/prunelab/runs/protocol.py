@@ -5,11 +5,14 @@ not handed out silently (`stale_warning`)."""
 
 import functools
 import hashlib
+import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from prunelab import version
+from prunelab.errors import ConfigError
+from prunelab.paths import RunPaths
 
 LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
 # protocol.json's count of the samples of each evaluated split, {"val": n, "test": n} (`split_samples`).
@@ -108,3 +111,20 @@ def stale_warning(root: Path, recorded: dict) -> str | None:
         return None
     return (f"skipped {root}: it is done, but its results were made by {_describe(then)} and the code is now "
             f"{_describe(now)}; they may be stale: set rerun=true to run it again")
+
+
+def check_dense_record(path: Path | str, model: dict, datamodule) -> None:
+    """A ConfigError when the dense weights at `path` were made, by the record beside them (the run folder's
+    protocol.json and the dense settings.json of `prunelab.runs.cache`), from other data than `datamodule`'s
+    or another `model` node; weights without a record load unchecked."""
+    folder = RunPaths(Path(path).parent)
+    recorded = json.loads(folder.protocol.read_text()) if folder.protocol.is_file() else {}
+    if recorded.get("data") and (now := data_fingerprint(datamodule)) != recorded["data"]:
+        raise ConfigError("dense_checkpoint", f"{path} was trained on other data (fingerprint {recorded['data'][:16]}, "
+                          f"this run's data {str(now)[:16]}; see {folder.protocol})",
+                          "give the dataset settings it was trained on, or train the dense model again")
+    settings = Path(path).parent / "settings.json"
+    made = json.loads(settings.read_text()).get("model") if settings.is_file() else None
+    if made is not None and made != model:
+        raise ConfigError("dense_checkpoint", f"{path} was trained as model {made}, not {model}",
+                          f"run with the model settings of {settings}")

@@ -79,6 +79,7 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     pruner = build(config["pruning"])
     pruner.parameters(model)
     if config["dense_checkpoint"]:
+        protocol.check_dense_record(config["dense_checkpoint"], spec.dense_settings.get("model", {}), datamodule)
         load_dense(model, config["dense_checkpoint"])
     task = tasks.from_config(config, module=instantiate(config["task"]["module"]))
     module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
