@@ -3,6 +3,7 @@ Trainer settings Lightning rejects, keys that nothing reads, files that are not 
 cannot be written. (tests/e2e/test_errors.py runs one of each through the command.)"""
 
 import json
+
 import pytest
 import torch
 
