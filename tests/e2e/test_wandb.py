@@ -1,21 +1,26 @@
 """W&B per run: what lands in the offline run files, and that W&B can never break a run."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 import wandb
+from omegaconf import OmegaConf
 
 from prunelab import summary as run_scores
 from prunelab.tasks import CLASSIFICATION
 from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
+from prunelab.labels import run_labels, run_name
+from prunelab.paths import run_folder
 from prunelab.pruning.masks import count_parameters
 from prunelab.runs.run import load_dense
 from prunelab.tracking import session
 from tests.helpers import (
+    ROOT,
     TINY,
     compose_config,
     fake_results,
@@ -58,6 +63,17 @@ def test_run_is_named_and_tagged_from_its_config(wandb_run):
     config = {item.key: json.loads(item.value_json) for item in logged["run"].config.update}
     assert config["method"] == "magnitude" and config["family"] == "magnitude" and config["seed"] == 0
     assert logged["exit"].exit_code == 0
+
+
+def test_the_readme_names_runs_and_their_folders_as_they_are_named():
+    readme = (ROOT / "README.md").read_text()
+    (wandb_name,) = re.findall(r"W&B run whose config .*?named `([^`]+)`", readme, flags=re.S)
+    (folder,) = re.findall(r"`<store_dir>/runs/([^`]+)/`", readme)
+    labels = run_labels(OmegaConf.to_container(compose_config(), resolve=True))
+    fill = {"<method>": labels["method"], "<model>": labels["model"], "<dataset>": labels["dataset"],
+            "<seed>": str(labels["seed"]), "<hash>": "KEY"}
+    documented = [re.sub("|".join(fill), lambda m: fill[m.group()], doc) for doc in (wandb_name, folder)]
+    assert documented == [run_name(labels), run_folder("store", run_name(labels), "KEY").root.name]
 
 
 def test_stage_metrics_equal_results_csv(wandb_run):
