@@ -319,14 +319,16 @@ def _items(items) -> dict:
 
 def wandb_run_file(run_dir: Path) -> dict:
     """What a W&B run logged, read back from its .wandb file: the run record, history rows, summary
-    updates, artifacts and exit record."""
-    found = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
+    updates, metric definitions, artifacts and exit record."""
+    found = {"run": None, "history": [], "summary": {}, "metrics": [], "artifacts": [], "exit": None}
     for record in wandb_records(run_dir / f"run-{run_dir.name.split('-')[-1]}.wandb"):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             found["history"].append(_items(record.history.item))
         elif kind == "summary":
             found["summary"].update(_items(record.summary.update))
+        elif kind == "metric":
+            found["metrics"].append(record.metric)
         elif kind == "artifact":
             found["artifacts"].append(record.artifact)
         elif kind in ("run", "exit"):

@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections import Counter
 from types import SimpleNamespace
 
 import pandas as pd
@@ -74,6 +75,15 @@ def test_the_readme_names_runs_and_their_folders_as_they_are_named():
             "<seed>": str(labels["seed"]), "<hash>": "KEY"}
     documented = [re.sub("|".join(fill), lambda m: fill[m.group()], doc) for doc in (wandb_name, folder)]
     assert documented == [run_name(labels), run_folder("store", run_name(labels), "KEY").root.name]
+
+
+def test_each_metric_is_defined_once_and_only_metrics_that_are_logged(wandb_run):
+    _, _, logged = wandb_run
+    defined = Counter(m.name or m.glob_name for m in logged["metrics"])
+    assert set(defined.values()) == {1}, "each definition is sent once"
+    logged_stage_keys = {k for row in logged["history"] for k in row if k.startswith("stage/")}
+    assert {k for k in defined if k.startswith("stage/")} == logged_stage_keys
+    assert len(defined) == len(logged_stage_keys) + 2  # and the trainer's step, its axis for the rest ("*")
 
 
 def test_stage_metrics_equal_results_csv(wandb_run):

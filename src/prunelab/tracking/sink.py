@@ -144,7 +144,7 @@ def _wandb(loggers: list[Logger]) -> list[SafeWandbLogger]:
 
 class LoggerSink:
     """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve. W&B learns
-    the stage metrics once, at the first row it gets."""
+    the stage metrics once, at the first row it gets: the numeric columns it gets."""
 
     def __init__(self, loggers: list[Logger], task: Task = CLASSIFICATION):
         self.loggers, self.task = loggers, task
@@ -155,8 +155,9 @@ class LoggerSink:
 
     def stage_done(self, record: StageRecord) -> None:
         if not self._defined:
+            columns = [c for c in record.row if results.stage_key(c) in _stage_metrics(record.row)]
             for logger in _wandb(self.loggers):
-                logger.guard(define_stage_metrics, list(record.row), self.task)
+                logger.guard(define_stage_metrics, columns, self.task)
             self._defined = True
         log_stage(self.loggers, record.row, record.step)
         log_layer_table(self.loggers, record.stage, record.layers)
