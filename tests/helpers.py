@@ -134,6 +134,19 @@ def stop_at_epoch_start(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
 
 
+def stop_in_epoch(monkeypatch, epoch: int) -> None:
+    """Make the pruning callback raise `Stopped` after the first training step of epoch `epoch`: a kill that
+    lands after the epoch's start (where a stage's row is logged) and before its checkpoint."""
+    original = PruningCallback.on_train_batch_end
+
+    def crash(self, trainer, pl_module, outputs, batch, batch_idx):
+        original(self, trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.current_epoch == epoch:
+            raise Stopped
+
+    monkeypatch.setattr(PruningCallback, "on_train_batch_end", crash)
+
+
 def tiny_net() -> nn.Module:
     """A conv layer and three Linears with seeded weights (the last one the classifier)."""
     torch.manual_seed(0)

@@ -16,16 +16,21 @@ from prunelab.tasks import CLASSIFICATION
 from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
 from prunelab.labels import run_labels, run_name
-from prunelab.paths import run_folder
+from prunelab.paths import RunPaths, run_folder
 from prunelab.pruning.masks import count_parameters
+from prunelab.runs.job import execute
 from prunelab.runs.run import load_dense
 from prunelab.tracking import session
 from tests.helpers import (
     ROOT,
+    TIMES,
     TINY,
+    Stopped,
     compose_config,
     fake_results,
     run,
+    stop_at_epoch_start,
+    stop_in_epoch,
     wandb_run_dirs,
     wandb_run_file,
 )
@@ -164,6 +169,48 @@ def test_a_failed_run_is_finished_and_marked_failed_in_wandb(tmp_path):
     (run_dir,) = wandb_run_dirs(tmp_path)
     assert wandb_run_file(run_dir)["exit"].exit_code == 1
     assert pd.read_csv(tmp_path / "results.csv")["stage"].tolist() == [0, 1], "finished stages are kept"
+
+
+@pytest.mark.parametrize("stop", [stop_at_epoch_start, stop_in_epoch], ids=["before-a-stage-row", "after-a-stage-row"])
+@pytest.mark.parametrize("epoch", [2, 3], ids=["in-the-first-stage", "after-a-checkpoint"])
+def test_a_killed_run_continued_is_one_wandb_run_holding_each_stage_once(stop, epoch, tmp_path, monkeypatch):
+    """Killed as epoch 2 starts (the first of stage 1, after the store's dense model: no checkpoint of its own
+    yet) or epoch 3 (after one), or just after that start logged a stage's row, then run again: one W&B run id,
+    each stage once."""
+    config = [*WANDB, "logger.mode=offline"]
+    stop(monkeypatch, epoch)
+    with pytest.raises(Stopped):
+        run(compose_config(*config), tmp_path)
+    monkeypatch.undo()
+    run(compose_config(*config), tmp_path)
+    wandb.teardown()
+    first, second = (wandb_run_file(d) for d in wandb_run_dirs(tmp_path))
+    assert first["run"].run_id == second["run"].run_id
+    assert first["run"].resume and second["run"].resume, "wandb sync appends the second part to the first"
+    assert json.loads(RunPaths(tmp_path).wandb_run.read_text()) == {"id": first["run"].run_id, "stages": 3}
+    assert first["run"].display_name == second["run"].display_name
+    assert (first["exit"].exit_code, second["exit"].exit_code) == (1, 0)
+
+    stages = pd.DataFrame([{k.removeprefix("stage/"): v for k, v in row.items() if k.startswith("stage/")}
+                           for part in (first, second) for row in part["history"] if "stage/stage" in row])
+    results = pd.read_csv(tmp_path / "results.csv")
+    numeric = results.select_dtypes("number").columns.drop(TIMES, errors="ignore")
+    assert stages["stage"].tolist() == [0, 1, 2], "each stage once, in order"
+    assert stages[numeric].to_numpy() == pytest.approx(results[numeric].to_numpy())
+    for part in (first, second):
+        assert set(Counter(m.name or m.glob_name for m in part["metrics"]).values()) == {1}
+    assert second["summary"]["summary/final_acc"] == pytest.approx(results["test_acc"].iloc[-1])
+
+
+def test_a_run_done_and_rerun_is_a_new_wandb_run(tmp_path):
+    config = [*QUICK, "logger.mode=offline", f"store_dir={tmp_path / 'store'}"]
+    execute(compose_config(*config), tmp_path / "first")
+    execute(compose_config(*config, "rerun=true"), tmp_path / "second")
+    wandb.teardown()
+    (run_dir,) = (tmp_path / "store" / "runs").iterdir()
+    done, rerun = (wandb_run_file(d) for d in wandb_run_dirs(run_dir))
+    assert done["run"].run_id != rerun["run"].run_id
+    assert [[h["stage/stage"] for h in part["history"] if "stage/stage" in h] for part in (done, rerun)] == [[0, 1]] * 2
 
 
 def test_sweep_runs_are_grouped_by_their_sweep_directory():

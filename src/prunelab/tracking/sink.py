@@ -13,6 +13,7 @@ from prunelab.tasks import CLASSIFICATION, Task
 from prunelab.tracking.safe import SafeWandbLogger
 from prunelab.training.engine import StageRecord
 
+
 def _stage_metrics(row: dict) -> dict[str, float]:
     return {results.stage_key(k): v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -29,16 +30,6 @@ def define_stage_metrics(run, columns, task: Task) -> None:
         metric = task.metric.name
         summary = best if column in (results.val(metric), results.test(metric), results.before_ft(metric)) else None
         run.define_metric(key, step_metric=results.STEP_METRIC, **({"summary": summary} if summary else {}))
-
-
-def log_stage(loggers: list[Logger], row: dict, step: int) -> None:
-    """Log one stage's row to every logger, as `stage/<column>`."""
-    metrics = _stage_metrics(row)
-    for logger in loggers:
-        if isinstance(logger, SafeWandbLogger):
-            logger.guard(_log_stage, metrics)
-        else:
-            logger.log_metrics(metrics, step=step)
 
 
 def _log_stage(run, metrics: dict) -> None:
@@ -144,7 +135,8 @@ def _wandb(loggers: list[Logger]) -> list[SafeWandbLogger]:
 
 class LoggerSink:
     """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve. W&B learns
-    the stage metrics once, at the first row it gets: the numeric columns it gets."""
+    the stage metrics once, at the first row it gets: the numeric columns it gets. A W&B run continued after
+    a kill gets each stage once."""
 
     def __init__(self, loggers: list[Logger], task: Task = CLASSIFICATION):
         self.loggers, self.task = loggers, task
@@ -154,14 +146,19 @@ class LoggerSink:
         self._defined = False
 
     def stage_done(self, record: StageRecord) -> None:
-        if not self._defined:
-            columns = [c for c in record.row if results.stage_key(c) in _stage_metrics(record.row)]
-            for logger in _wandb(self.loggers):
+        metrics = _stage_metrics(record.row)
+        for logger in self.loggers:
+            if not isinstance(logger, SafeWandbLogger):
+                logger.log_metrics(metrics, step=record.step)
+        columns = [c for c in record.row if results.stage_key(c) in metrics]
+        for logger in _wandb(self.loggers):
+            if not self._defined:
                 logger.guard(define_stage_metrics, columns, self.task)
-            self._defined = True
-        log_stage(self.loggers, record.row, record.step)
-        log_layer_table(self.loggers, record.stage, record.layers)
+            if not logger.holds(record.stage):
+                logger.guard(_log_stage, metrics)
+                log_layer_table([logger], record.stage, record.layers)
+                logger.logged(record.stage)
+        self._defined = True
 
     def run_done(self, rows: list[dict]) -> None:
         log_curve(self.loggers, rows, self.task)
-
