@@ -22,7 +22,15 @@ def wandb_logger(save_dir: str, run_config: dict, project: str = "prunelab", mod
     run = start_run(mode, project=project, dir=str(save_dir), config={**run_config, "method": labels["method"],
                     "family": labels["family"]}, id=kept.id, resume="allow",
                     **run_identity(labels, group or sweep_group(), tags), **init)
-    return SafeWandbLogger(run, str(save_dir), log_final_model=log_model, kept=kept)
+    logger = SafeWandbLogger(run, str(save_dir), log_final_model=log_model, kept=kept)
+    logger.guard(_train_axis)
+    return logger
+
+
+def _train_axis(run) -> None:
+    """Training metrics against the trainer's step, as Lightning's WandbLogger does for the runs it starts."""
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
 
 
 def no_logger(**_) -> bool:

@@ -18,8 +18,11 @@ class SafeWandbLogger(WandbLogger):
     def __init__(self, experiment, save_dir: str, log_final_model: bool = False, kept: FolderRun | None = None):
         super().__init__(experiment=experiment, save_dir=save_dir)
         self.log_final_model, self.kept, self.broken = log_final_model, kept, False
-        self.guard(lambda run: (run.define_metric("trainer/global_step"),
-                                run.define_metric("*", step_metric="trainer/global_step", step_sync=True)))
+
+    @classmethod
+    def over(cls, logger: WandbLogger) -> "SafeWandbLogger":
+        """`logger` itself when it is one, else a SafeWandbLogger over the W&B run of a plain WandbLogger."""
+        return logger if isinstance(logger, cls) else cls(logger.experiment, logger.save_dir)
 
     def holds(self, stage: int) -> bool:
         """Whether the W&B run holds stage `stage` already: it was logged before the run was killed and continued."""
