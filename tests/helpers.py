@@ -134,6 +134,19 @@ def stop_at_epoch_start(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
 
 
+def stop_in_epoch(monkeypatch, epoch: int) -> None:
+    """Make the pruning callback raise `Stopped` after the first training step of epoch `epoch`: a kill that
+    lands after the epoch's start (where a stage's row is logged) and before its checkpoint."""
+    original = PruningCallback.on_train_batch_end
+
+    def crash(self, trainer, pl_module, outputs, batch, batch_idx):
+        original(self, trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.current_epoch == epoch:
+            raise Stopped
+
+    monkeypatch.setattr(PruningCallback, "on_train_batch_end", crash)
+
+
 def tiny_net() -> nn.Module:
     """A conv layer and three Linears with seeded weights (the last one the classifier)."""
     torch.manual_seed(0)
@@ -320,14 +333,16 @@ def _items(items) -> dict:
 
 def wandb_run_file(run_dir: Path) -> dict:
     """What a W&B run logged, read back from its .wandb file: the run record, history rows, summary
-    updates, artifacts and exit record."""
-    found = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
+    updates, metric definitions, artifacts and exit record."""
+    found = {"run": None, "history": [], "summary": {}, "metrics": [], "artifacts": [], "exit": None}
     for record in wandb_records(run_dir / f"run-{run_dir.name.split('-')[-1]}.wandb"):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             found["history"].append(_items(record.history.item))
         elif kind == "summary":
             found["summary"].update(_items(record.summary.update))
+        elif kind == "metric":
+            found["metrics"].append(record.metric)
         elif kind == "artifact":
             found["artifacts"].append(record.artifact)
         elif kind in ("run", "exit"):

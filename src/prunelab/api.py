@@ -3,6 +3,7 @@
 of the `pruning` config group, so each name means what `pruning=<name>` means on the command line."""
 
 import copy
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -107,9 +108,24 @@ def pruning_callback(pruner, schedule: Schedule, name: str, family: str = "other
 
     Train for `schedule.total_epochs` epochs. Each stage's results row (labelled `name`, `family`, `seed`)
     goes to `loggers` and, with `folder`, to results.csv and layer_sparsity.csv there, as in a prunelab
-    run; `callback.engine.rows` holds them too.
+    run; `callback.engine.rows` holds them too. A WandbLogger gets the command's W&B layout (stage metrics
+    against `stage/param_sparsity`, the curve table, the summary scalars), and each stage's line is printed.
     """
+    _show_stage_lines()
     sinks = [RunFolder(RunPaths(Path(folder)))] if folder is not None else []
     labels = {"method": name, "family": family, "seed": seed}
     return PruningCallback(StageEngine(pruner, schedule, labels, meter=Meter(),
                                        sinks=[*sinks, LoggerSink(list(loggers))]))
+
+
+def _show_stage_lines() -> None:
+    """Let prunelab's INFO lines (one per stage) through, on stderr when logging is not configured: Lightning's
+    rule for its own logger. A level or handler the user gave the `prunelab` logger is kept."""
+    logger = logging.getLogger("prunelab")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("prunelab: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False

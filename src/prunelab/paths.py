@@ -81,6 +81,11 @@ class RunPaths:
         return self.root / "model.pt"
 
     @property
+    def wandb_run(self) -> Path:
+        """The run's W&B run: its id and how many stages it holds, so that a continued run continues it."""
+        return self.root / "wandb_run.json"
+
+    @property
     def hydra_config(self) -> Path:
         """The composed config Hydra saved for the job."""
         return self.root / ".hydra" / "config.yaml"

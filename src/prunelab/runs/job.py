@@ -115,6 +115,7 @@ def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
             return status["objective"]
         log.info("rerun: %s is done, running it again", paths.root)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
+        paths.wandb_run.unlink(missing_ok=True)  # run again from the start: a new W&B run
     write_status(paths, {"status": "running"})
     value = objective(run(spec).results, tasks.from_config(spec.config))
     _record(paths, job, {"status": "done", "objective": value})

@@ -22,7 +22,6 @@ from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
 from prunelab.runs.spec import RunSpec
-from prunelab.summary import final_layers
 from prunelab.tasks import Task
 from prunelab.training import deploy
 from prunelab.training.callback import PruningCallback
@@ -187,8 +186,7 @@ def run(spec: RunSpec) -> RunResult:
         if config["export_onnx"] and trainer.is_global_zero:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
             sink.log_onnx(loggers, record)
-        layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
-        sink.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model, parts.task)
+        sink.log_final_model(loggers, model, paths.wandb_model, pd.DataFrame(engine.rows), parts.task)
     except BaseException:
         sink.finish(loggers, failed=True)
         raise
