@@ -15,11 +15,14 @@ from prunelab.errors import ConfigError
 
 @dataclass
 class ScoreContext:
-    """What a criterion may use besides the weights: training batches, a loss, a seeded generator."""
+    """What a criterion may use besides the weights: training batches, a loss, a seeded generator, and where the
+    data prescribes them, its calibration samples: `calibration(n, seed)` -> `n` unlabelled training inputs (a
+    language model's: windows at random positions of the training tokens); None: drawn from `batches`."""
 
     batches: Callable[[], Iterable]
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     generator: torch.Generator
+    calibration: Callable[[int, int], torch.Tensor] | None = None
 
 
 class Random:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prunelab import version
 
-LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
+LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning", "transformers", "tokenizers")
 
 
 def _git(folder: Path, *args: str) -> str | None:

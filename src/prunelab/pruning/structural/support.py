@@ -8,7 +8,7 @@ from prunelab.errors import ConfigError
 
 _UNSTRUCTURED = "use an unstructured method (e.g. pruning=magnitude) or another model"
 # Model families whose channels torch-pruning cannot remove, by class, with why; measured over torchvision's
-# classification models by tests/structural_zoo.py (docs/structural_zoo.md).
+# classification models by tests/structural_zoo.py (docs/structural_zoo.md). Language models are not offered yet.
 REFUSED = {
     "ShuffleNetV2": "its channel shuffle splits channels into groups that torch-pruning's dependency graph does "
                     "not follow (removal ends in a division by zero)",
@@ -16,6 +16,7 @@ REFUSED = {
                        "(swin_t stopped at its recursion limit after 10 minutes, swin_v2_t ran past 10 minutes)",
     "MaxVit": "torch-pruning does not finish with its window and grid attention, whose relative position bias "
               "tables it cannot place (maxvit_t stopped after 5 minutes; convnets of its size take ~10 s)",
+    "CausalLM": "removing a language model's heads, channels or layers is not supported yet",  # prunelab's wrapper
 }
 # Larger models are refused for their size: the sweep does not check them (vit_h_14, regnet_y_128gf).
 MAX_PARAMETERS = 500_000_000
