@@ -52,7 +52,7 @@ MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.t
 
 
 # Language models: windows of 32 tokens of a text corpus (`text_corpus`), vocabulary 256; a tiny LLaMA on them.
-LM_DATA = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256", "optimizer.lr=0.5"]
+LM_DATA = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256", "optimizer.lr=0.2"]
 LM = ["model=llama_tiny", *LM_DATA]
 
 
@@ -86,6 +86,12 @@ def structural_options() -> list[str]:
     """The options of the pruning group that remove whole channels."""
     return [o for o in options("pruning") if OmegaConf.load(CONF / "pruning" / f"{o}.yaml")["_target_"].endswith(
         "StructuralPruner")]
+
+
+def language_models() -> list[str]:
+    """The options of the model group that build causal LMs (model=causal_lm and the sizes trained from scratch)."""
+    return [o for o in options("model") if OmegaConf.load(CONF / "model" / f"{o}.yaml")["_target_"]
+            == "prunelab.models.causal_lm"]
 
 
 def widths(model: nn.Module) -> list[int]:

@@ -3,16 +3,15 @@ and logits out; their decoder parts in forward order; their prunable weights; th
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from prunelab.config import build
 from prunelab.errors import ConfigError
 from prunelab.models import CausalLM, causal_lm, decoder
 from prunelab.pruning import Magnitude, UnstructuredPruner
-from tests.helpers import CONF, LM_DATA, compose_config, options, tiny_llama
+from tests.helpers import LM_DATA, compose_config, language_models, tiny_llama
 
-SIZES = [o for o in options("model") if OmegaConf.load(CONF / "model" / f"{o}.yaml").get("config")]
+SIZES = [m for m in language_models() if m != "causal_lm"]  # the sizes trained from scratch
 
 
 def ids(batch: int = 2, length: int = 8, vocab: int = 256) -> torch.Tensor:
