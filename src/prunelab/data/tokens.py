@@ -57,7 +57,7 @@ def trained_bpe(train: Path, vocab_size: int, cache_dir: Path) -> Tokenizer:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tokenizer.train([str(train)], trainer)
-    _write(path, lambda tmp: tmp.write_text(tokenizer.to_str()))
+    _cache(atomic.write_text, path, tokenizer.to_str())
     return tokenizer
 
 
@@ -74,7 +74,7 @@ def file_tokens(path: Path, tokenizer: Tokenizer, cache_dir: Path, at_least: int
     if at_least is not None:
         return prefix_tokens(text, tokenizer, at_least)
     ids = torch.tensor(tokenizer.encode(text, add_special_tokens=False).ids, dtype=torch.int32)
-    _write(cached, lambda tmp: torch.save(ids, tmp))
+    _cache(atomic.save_torch, cached, ids)
     return ids.long()
 
 
@@ -103,10 +103,10 @@ def word_end(text: str, start: int) -> int:
     return len(text)
 
 
-def _write(path: Path, write) -> None:
+def _cache(write, path: Path, value) -> None:
+    """`write(path, value)` (an `atomic` writer), a ConfigError naming `dataset.cache_dir` when it cannot."""
     try:
-        with atomic.replacing(path) as tmp:
-            write(tmp)
+        write(path, value)
     except OSError as error:
         reason = " ".join(str(error).split())
         raise ConfigError("dataset.cache_dir", f"cannot write {path} ({reason})", "set it to a writable folder") from None
