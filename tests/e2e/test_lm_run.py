@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from prunelab import results as R
 from prunelab.analysis import compare, gather
 from prunelab.paths import ComparisonPaths, RunPaths
+from prunelab.training.export import load_model
 from tests.helpers import LM, TINY, cli, compose_config, run, text_corpus, text_options, wandb_run_dirs, wandb_run_file
 
 PPL = (R.before_ft("ppl"), R.val("ppl"), R.test("ppl"))
@@ -39,12 +40,15 @@ def test_magnitude_prunes_the_decoder_linears_and_fine_tuning_holds_the_masks(sc
 def test_the_perplexity_curve_goes_to_wandb_and_to_a_comparison_on_a_log_axis(corpus, tmp_path):
     cfg = compose_config(*TINY[:-3], *LM, *corpus, "logger=wandb", "save_model=state", "export_onnx=false")
     folder = tmp_path / "run"
-    rows = run(cfg, folder).results
+    out = run(cfg, folder)
+    rows = out.results
     logged = wandb_run_file(wandb_run_dirs(folder)[0])
     curve = [R.stage_columns(h) for h in logged["history"] if R.stage_key(R.STAGE) in h]
     assert [c[R.test("ppl")] for c in curve] == pytest.approx(rows[R.test("ppl")].tolist())
     assert logged["summary"][R.summary_key(R.final_score("ppl"))] == pytest.approx(rows[R.test("ppl")].iloc[-1])
-    assert RunPaths(folder).model_state.is_file() and not RunPaths(folder).model_program.exists()
+    assert not RunPaths(folder).model_program.exists()
+    final, ids = out.module.model.eval(), torch.randint(256, (2, 32))
+    torch.testing.assert_close(load_model(RunPaths(folder).model_state).eval()(ids), final(ids))
     RunPaths(folder).hydra_config.parent.mkdir()
     OmegaConf.save(cfg, RunPaths(folder).hydra_config)  # what Hydra leaves in a job's folder
     comparison = compare.compare(gather.gather([folder]))
@@ -55,7 +59,8 @@ def test_the_perplexity_curve_goes_to_wandb_and_to_a_comparison_on_a_log_axis(co
 @pytest.mark.slow  # starts the command: the slow suite (pytest -m slow) runs it
 def test_the_command_trains_prunes_and_fine_tunes_a_tiny_llama(corpus, tmp_path):
     sweep, store = tmp_path / "sweep", tmp_path / "store"
-    args = [*TINY[:-3], *LM, *corpus, "dataset.limit=48", "logger=wandb", "save_model=state", f"hydra.sweep.dir={sweep}"]
+    args = [*TINY[:-3], *LM, *corpus, "dataset.limit=48", "logger=wandb", "save_model=state",
+            f"hydra.sweep.dir={sweep}"]
     proc = cli("-m", *args, "pruning=magnitude", cwd=tmp_path, store=store)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]

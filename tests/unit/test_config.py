@@ -30,7 +30,7 @@ def test_every_model_composes_instantiates_and_runs(model, tmp_path):
 
 
 def _check_language_model(model: str, tmp_path) -> None:
-    """A language model (a size, or a folder saved with save_pretrained) over the text's vocabulary: logits per token."""
+    """A language model (a size, or a folder saved by save_pretrained) over the text's vocabulary: per-token logits."""
     tiny_llama(vocab_size=256).lm.save_pretrained(tmp_path / "saved")
     cfg = compose_config(f"model={model}", "dataset=text", "dataset.vocab_size=256", f"+model.path={tmp_path / 'saved'}"
                          if model == "causal_lm" else "dataset.seq_len=16")

@@ -86,6 +86,16 @@ def test_the_engine_gives_pruners_the_hosts_calibration():
     assert seen == [host.calibration]
 
 
+def test_a_saved_model_trains_with_the_tokenizer_saved_beside_it(lm_options, tmp_path):
+    folder = _saved_llama(tmp_path / "m")
+    dm = build(compose_config(*lm_options).dataset)
+    dm.tokenizer().save(f"{folder}/tokenizer.json")  # a byte-level BPE of 256 tokens, as a model folder holds one
+    parts = prepare(compose_config(*lm_options, "model=causal_lm", f"model.path={folder}",
+                                   f"dataset.tokenizer={folder}"), tmp_path / "run")
+    assert parts.datamodule.tokenizer().to_str() == dm.tokenizer().to_str()
+    torch.testing.assert_close(parts.module.model.lm.lm_head.weight, tiny_llama().lm.lm_head.weight)
+
+
 def _saved_llama(folder, **kwargs) -> str:
     tiny_llama(**kwargs).lm.save_pretrained(folder)
     return str(folder)

@@ -61,8 +61,8 @@ class TextDataModule(pl.LightningDataModule):
     `tokenizer`: a folder holding a fast tokenizer's tokenizer.json (e.g. a model's own), or None for a byte-level
     BPE of `vocab_size` tokens trained on the train file. `vocab_size` is also the vocabulary of a model trained
     from scratch (the model sizes read `dataset.vocab_size`). The trained tokenizer and every file's token ids are
-    cached in `cache_dir` (None: `prunelab.paths.user_cache("text")`) by hashes of the files and the tokenizer. Each split
-    is cut into non-overlapping windows of `seq_len` input tokens whose targets are the next tokens (see
+    cached in `cache_dir` (None: `prunelab.paths.user_cache("text")`) by hashes of the files and the tokenizer.
+    Each split is cut into non-overlapping windows of `seq_len` input tokens whose targets are the next tokens (see
     `windows`), at most `limit` windows per split (its first). Training windows come in `batch_size` batches in
     an order fixed by `seed` and the epoch, evaluation windows in order in `eval_batch_size` batches.
     `calibration_samples` draws the calibration windows of activation-aware pruners.

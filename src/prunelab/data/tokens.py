@@ -109,4 +109,5 @@ def _cache(write, path: Path, value) -> None:
         write(path, value)
     except OSError as error:
         reason = " ".join(str(error).split())
-        raise ConfigError("dataset.cache_dir", f"cannot write {path} ({reason})", "set it to a writable folder") from None
+        raise ConfigError("dataset.cache_dir", f"cannot write {path} ({reason})",
+                          "set it to a writable folder") from None

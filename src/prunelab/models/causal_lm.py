@@ -80,13 +80,15 @@ def _pretrained(path: str, download: bool) -> nn.Module:
         raise ConfigError("model.path", f"{folder} holds no config.json", _FOLDER)
     if not folder.is_dir() and not download:
         raise ConfigError("model.download", f"is false and model.path={path!r} is not a folder, so it would be "
-                          "downloaded from the Hugging Face hub", f"set model.download=true to download it, or {_FOLDER}")
+                          "downloaded from the Hugging Face hub",
+                          f"set model.download=true to download it, or {_FOLDER}")
     try:
         return AutoModelForCausalLM.from_pretrained(str(folder) if folder.is_dir() else path, dtype=torch.float32,
                                                     local_files_only=not download)
     except (OSError, ValueError) as err:  # no weights, not a causal LM, no network
         first = str(err).strip().splitlines()[0]
-        raise ConfigError("model.path", f"transformers cannot load a causal LM from {path!r} ({first})", _FOLDER) from None
+        raise ConfigError("model.path", f"transformers cannot load a causal LM from {path!r} ({first})",
+                          _FOLDER) from None
 
 
 def _linear_conv1d(lm: nn.Module) -> None:

@@ -115,9 +115,9 @@ LATENCY_STAGES = ("all", "final", "none")
 class Meter:
     """The `metrics` config: measures a model's compute per stage.
 
-    `latency_batch_size` inputs (images; a language model's windows) per timed forward pass, `latency_repeats` timed passes (the median is
-    reported) after `latency_warmup` untimed ones, at the stages `latency_stages` names: `all`, `final`
-    (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
+    `latency_batch_size` inputs (images; a language model's windows) per timed forward pass, `latency_repeats`
+    timed passes (the median is reported) after `latency_warmup` untimed ones, at the stages `latency_stages`
+    names: `all`, `final` (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
     """
 
     def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3,
