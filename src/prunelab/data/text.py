@@ -119,7 +119,7 @@ class TextDataModule(pl.LightningDataModule):
                                   f" one window of {self.seq_len} inputs and their next tokens",
                                   "give more text or a shorter dataset.seq_len")
 
-    def tokenizer(self):
+    def tokenizer(self) -> T.Tokenizer:
         """The `tokenizers.Tokenizer` of the data: loaded from `tokenizer`, else trained (once, then cached)."""
         if self._tokenizer is None:
             folder = self.tokenizer_folder

@@ -56,11 +56,3 @@ def decoder(model: CausalLM) -> Decoder:
 def _present(stack: nn.Module, names: tuple[str, ...]) -> dict[str, nn.Module]:
     """The submodules `names` of `stack` that it has (OPT's `project_in` is None unless its widths differ)."""
     return {n: getattr(stack, n) for n in names if getattr(stack, n, None) is not None}
-
-
-def _has(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
