@@ -107,7 +107,7 @@ def _saved_llama(folder, **kwargs) -> str:
     (lambda d: ["dataset.test_file=missing.txt"], "dataset.test_file"),
     (lambda d: ["model=causal_lm", f"model.path={d}"], "model.path"),
     (lambda d: ["model=causal_lm", "model.path=meta-llama/Llama-2-7b-hf"], "model.download"),
-    (lambda d: ["pruning=l1_filter"], "model"),
+    (lambda d: ["pruning=l1_filter"], "pruning"),
     (lambda d: ["model=lenet_300_100"], "model.input_shape"),  # an image model reads the image shape
     (lambda d: ["task=classification"], "task"),
 ])

@@ -5,10 +5,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunelab.errors import ConfigError
+from prunelab.models.causal_lm import CausalLM
 
 _UNSTRUCTURED = "use an unstructured method (e.g. pruning=magnitude) or another model"
 # Model families whose channels torch-pruning cannot remove, by class, with why; measured over torchvision's
-# classification models by tests/structural_zoo.py (docs/structural_zoo.md). Language models are not offered yet.
+# classification models by tests/structural_zoo.py (docs/structural_zoo.md).
 REFUSED = {
     "ShuffleNetV2": "its channel shuffle splits channels into groups that torch-pruning's dependency graph does "
                     "not follow (removal ends in a division by zero)",
@@ -16,14 +17,17 @@ REFUSED = {
                        "(swin_t stopped at its recursion limit after 10 minutes, swin_v2_t ran past 10 minutes)",
     "MaxVit": "torch-pruning does not finish with its window and grid attention, whose relative position bias "
               "tables it cannot place (maxvit_t stopped after 5 minutes; convnets of its size take ~10 s)",
-    "CausalLM": "removing a language model's heads, channels or layers is not supported yet",  # prunelab's wrapper
 }
 # Larger models are refused for their size: the sweep does not check them (vit_h_14, regnet_y_128gf).
 MAX_PARAMETERS = 500_000_000
 
 
 def check_model(model: nn.Module) -> None:
-    """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses."""
+    """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses, or naming
+    `pruning` for a language model (not supported yet)."""
+    if isinstance(model, CausalLM):
+        raise ConfigError("pruning", "structural methods do not remove a language model's heads, channels or layers "
+                          "yet", "use an unstructured method (e.g. pruning=magnitude, wanda or sparsegpt)")
     name = type(model).__name__
     if name in REFUSED:
         raise ConfigError("model", f"{name} cannot be pruned structurally: {REFUSED[name]}", _UNSTRUCTURED)
