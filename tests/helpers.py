@@ -4,6 +4,7 @@ doubles here (`tests.helpers.<Name>`)."""
 
 import json
 import os
+import random
 import re
 import struct
 import subprocess
@@ -50,6 +51,11 @@ MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.t
          "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none", "export_onnx=false"]
 
 
+# Language models: windows of 32 tokens of a text corpus (`text_corpus`), vocabulary 256; a tiny LLaMA on them.
+LM_DATA = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256", "optimizer.lr=0.2"]
+LM = ["model=llama_tiny", *LM_DATA]
+
+
 TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed: two equal runs differ in them
 
 
@@ -80,6 +86,12 @@ def structural_options() -> list[str]:
     """The options of the pruning group that remove whole channels."""
     return [o for o in options("pruning") if OmegaConf.load(CONF / "pruning" / f"{o}.yaml")["_target_"].endswith(
         "StructuralPruner")]
+
+
+def language_models() -> list[str]:
+    """The options of the model group that build causal LMs (model=causal_lm and the sizes trained from scratch)."""
+    return [o for o in options("model") if OmegaConf.load(CONF / "model" / f"{o}.yaml")["_target_"]
+            == "prunelab.models.causal_lm"]
 
 
 def widths(model: nn.Module) -> list[int]:
@@ -115,6 +127,34 @@ def run(cfg, folder) -> RunResult:
 def prepare(cfg, folder) -> Parts:
     """What `run` would train with, built and checked."""
     return prepare_spec(from_config(cfg, folder).at(folder))
+
+
+def text_corpus(folder: Path, sentences: tuple[int, int, int] = (1200, 150, 150), seed: int = 0) -> Path:
+    """`folder` with train.txt, valid.txt and test.txt of seeded sentences over a small vocabulary (learnable: a
+    sentence is determiner, adjective, noun, verb, preposition, determiner, noun), `sentences` per split."""
+    words = [["the", "a", "every"], ["big", "small", "red", "quick"], ["cat", "dog", "bird", "fox"],
+             ["sat", "ran", "slept", "jumped"], ["on", "under", "near"], ["the", "a"], ["mat", "tree", "house"]]
+    g = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count in zip(("train", "valid", "test"), sentences):
+        lines = [" ".join(g.choice(w) for w in words).capitalize() + "." for _ in range(count)]
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def text_options(folder: Path, cache: Path) -> list[str]:
+    """Overrides that point dataset=text at the corpus in `folder`, caching tokens in `cache`."""
+    return [f"dataset.data_dir={folder}", f"dataset.cache_dir={cache}"]
+
+
+def tiny_llama(vocab_size: int = 256, positions: int = 64, seed: int = 0) -> nn.Module:
+    """A seeded 2-layer LLaMA of hidden size 32 (prunelab's CausalLM)."""
+    from prunelab.models import causal_lm
+
+    torch.manual_seed(seed)
+    return causal_lm(config={"model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32,
+                             "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                             "max_position_embeddings": positions})
 
 
 # -- doubles ------------------------------------------------------------------------------------
@@ -206,7 +246,7 @@ class FailingPruner(UnstructuredPruner):
 class FakeHost:
     """A training loop reduced to what the engine asks of it; records what the engine told it."""
 
-    steps_per_epoch, input_shape, is_primary = 2, [6], True
+    steps_per_epoch, input_shape, is_primary, calibration = 2, [6], True, None
 
     def __init__(self):
         torch.manual_seed(0)

@@ -1,8 +1,15 @@
 """Every file of a run folder, of the dense-model cache and of a sweep's comparison, named once (OpenLTH's
-`paths.py` rule)."""
+`paths.py` rule); where data caches live."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def user_cache(kind: str) -> Path:
+    """$XDG_CACHE_HOME/prunelab/<kind>, else ~/.cache/prunelab/<kind>: where what is derived from data folders
+    (decoded images, tokenizers, token ids) is cached by default, since the folders may be read-only."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prunelab" / kind
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ def prunelab(*args: str, cwd) -> subprocess.CompletedProcess:
         pytest.param(["dataset=cifar10", "dataset.download=false", "dataset.data_dir=nowhere"], "nowhere",
                      marks=pytest.mark.slow),
         pytest.param(["model=lenet5"], "model", marks=pytest.mark.slow),  # each case starts the command: ~8 s
+        pytest.param(["model=causal_lm", "model.path=facebook/opt-125m", "dataset=text"], "model.download",
+                     marks=pytest.mark.slow),
     ],
 )
 def test_cli_bad_input_gives_one_clear_line_and_no_traceback(args, setting, tmp_path):

@@ -23,7 +23,7 @@ from prunelab.data import (
 from prunelab.data.split import split_indices
 from prunelab.data.tensors import TensorSource
 from prunelab.errors import ConfigError
-from tests.helpers import CONF, SHARED_DATA
+from tests.helpers import CONF, SHARED_DATA, text_corpus
 
 HAS_MNIST = (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 DATASET_YAMLS = sorted((CONF / "dataset").glob("*.yaml"))
@@ -67,6 +67,13 @@ def test_every_dataset_config_builds(path, tmp_path):
         cfg = dataset_config(path, root=str(folders[0]), test_root=str(folders[1]), cache_dir=str(tmp_path / "cache"))
     elif name == "mnist" and HAS_MNIST:
         cfg = dataset_config(path, data_dir=str(SHARED_DATA))
+    elif name == "text":  # token windows of a small corpus: ids and their next tokens, no classes
+        cfg = dataset_config(path, data_dir=str(text_corpus(tmp_path / "corpus")), cache_dir=str(tmp_path / "cache"),
+                             vocab_size=256, seq_len=16)
+        del cfg.dataset["defaults"]  # Hydra's, read when it composes the config
+        x, y = first_train_batch(build(cfg.dataset))
+        assert x.shape[1:] == (16,) and x.dtype == torch.int64 and torch.equal(x[:, 1:], y[:, :-1])
+        return
     elif name in FIRST_FILE:
         cfg = dataset_config(path, data_dir=str(tmp_path), download=False)
         with pytest.raises(ConfigError, match="dataset.download=true") as error:
@@ -89,7 +96,7 @@ def test_every_dataset_constructor_states_each_of_its_settings(path):
     node = OmegaConf.to_container(OmegaConf.load(path))
     params = inspect.signature(_locate(node["_target_"])).parameters
     assert all(p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params.values())
-    assert {key for key in node if key not in ("name", "_target_")} <= set(params)
+    assert {key for key in node if key not in ("name", "_target_", "defaults")} <= set(params)
 
 
 def test_image_folder_splits_and_test_root(tmp_path):

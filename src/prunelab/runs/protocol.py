@@ -14,7 +14,7 @@ from prunelab import version
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 
-LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
+LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning", "transformers", "tokenizers")
 # protocol.json's count of the samples of each evaluated split, {"val": n, "test": n} (`split_samples`).
 SAMPLES = "samples"
 

@@ -26,7 +26,7 @@ from prunelab.tasks import Task
 from prunelab.training import deploy
 from prunelab.training.callback import PruningCallback
 from prunelab.training.engine import Sink, StageEngine
-from prunelab.training.export import save_model
+from prunelab.training.export import save_model, traceable
 from prunelab.training.meter import Meter
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
         load_dense(model, config["dense_checkpoint"])
     task = tasks.from_config(config, module=instantiate(config["task"]["module"]))
     module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
-                         num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
+                         datamodule=datamodule, channels_last=config["channels_last"])
     engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
                          model_factory=partial(build, config["model"]), sinks=sinks or [], task=task)
     return Parts(datamodule, module, engine, task)
@@ -180,10 +180,13 @@ def run(spec: RunSpec) -> RunResult:
         if trainer.is_global_zero:  # the splits exist once training has set the data up
             write_protocol(paths, {**made, protocol.SAMPLES: protocol.split_samples(parts.datamodule)})
         engine, model = parts.engine, parts.module.model
+        traced = traceable(model)
+        if not traced and (config["save_model"] is True or config["export_onnx"]):
+            log.info("model_final.pt2 and ONNX: skipped, prunelab does not trace language models yet")
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       engine.state.removal.get("history", []), program=config["save_model"] is True)
-        if config["export_onnx"] and trainer.is_global_zero:
+                       engine.state.removal.get("history", []), program=config["save_model"] is True and traced)
+        if config["export_onnx"] and traced and trainer.is_global_zero:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
             sink.log_onnx(loggers, record)
         sink.log_final_model(loggers, model, paths.wandb_model, pd.DataFrame(engine.rows), parts.task)

@@ -4,10 +4,11 @@ It works in any Lightning project with a datamodule. What it asks of the Lightni
 when the module lacks it: `model`, the network to prune (the module itself); `evaluate(batches)` -> {"acc":
 ...} (top-1 accuracy over the datamodule's val/test loaders); `set_stage(epochs, lr_scale)`, the length of
 the stage `configure_optimizers` builds for (ignored); `train_loss()` for the divergence check (the last
-training step's loss). The datamodule's `input_shape` defaults to a training batch's.
+training step's loss). The datamodule's `input_shape` defaults to a training batch's; its
+`calibration_samples(n, seed)`, where it has one, gives activation-aware pruners their calibration inputs.
 """
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -76,6 +77,10 @@ class LightningHost:
     def input_shape(self) -> Sequence[int]:
         shape = getattr(self.trainer.datamodule, "input_shape", None)
         return shape if shape is not None else tuple(next(iter(self.train_batches()))[0].shape[1:])
+
+    @property
+    def calibration(self) -> Callable[[int, int], torch.Tensor] | None:
+        return getattr(self.trainer.datamodule, "calibration_samples", None)
 
     def evaluate(self, split: str) -> dict[str, float]:
         loader = {"val": self.trainer.datamodule.val_dataloader, "test": self.trainer.datamodule.test_dataloader}
