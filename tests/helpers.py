@@ -375,7 +375,8 @@ def wandb_run_file(run_dir: Path) -> dict:
     """What a W&B run logged, read back from its .wandb file: the run record, history rows, summary
     updates, metric definitions, artifacts and exit record."""
     found = {"run": None, "history": [], "summary": {}, "metrics": [], "artifacts": [], "exit": None}
-    for record in wandb_records(run_dir / f"run-{run_dir.name.split('-')[-1]}.wandb"):
+    (log,) = Path(run_dir).glob("run-*.wandb")  # a folder named in the same second as another gets a "-1" suffix
+    for record in wandb_records(log):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             found["history"].append(_items(record.history.item))
