@@ -116,8 +116,9 @@ class TensorDataModule(DataModule):
     """A data set held in memory as standardised float32 N,C,H,W tensors, served as whole batches.
 
     Subclasses implement `load() -> (train_x, train_y, test_x, test_y)`. The validation split is carved from
-    the training data by a permutation seeded with `split_seed`; `seed` (the run seed) orders the training
-    batches; `device` is where the splits are held (see WholeBatches).
+    the training data by a permutation seeded with `split_seed`; `limit` keeps at most that many of the rest
+    for training (see Split); `seed` (the run seed) orders the training batches; `device` is where the splits
+    are held (see WholeBatches).
     """
 
     def __init__(
@@ -131,10 +132,11 @@ class TensorDataModule(DataModule):
         num_workers: int = 0,
         seed: int = 0,
         *,
+        limit: int | None = None,
         device: str = "cpu",
     ):
-        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed), LoadedBy(self.load),
-                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
+                         LoadedBy(self.load), WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))
 
     def load(self) -> Loaded:
         """(train_x, train_y, test_x, test_y): N,C,H,W images and integer labels, train including validation."""
