@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunelab.errors import ConfigError, Diverged
+from prunelab.errors import ConfigError, Diverged, Interrupted
 
 
 # a package, not a file path: the top-level conf/ in an editable install, prunelab/conf from a wheel
@@ -26,3 +26,9 @@ def main(cfg: DictConfig) -> float:
     except Diverged as err:
         print(f"prunelab: run failed: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Interrupted as err:
+        print(f"prunelab: interrupted: {err}", file=sys.stderr)
+        raise SystemExit(130) from None  # the shell's code for Ctrl-C
+    except KeyboardInterrupt:
+        print("prunelab: interrupted before the run started", file=sys.stderr)
+        raise SystemExit(130) from None

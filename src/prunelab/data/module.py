@@ -58,6 +58,7 @@ class DataModule(pl.LightningDataModule):
         self.shape, self.split, self.source, self.batching = shape, split, source, batching
         self.augmentation = augmentation
         self.splits: dict[str, Dataset] | None = None
+        self._prepared = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -74,9 +75,13 @@ class DataModule(pl.LightningDataModule):
         self.source.check(self.shape)
 
     def prepare_data(self) -> None:
-        """Fetch or cache what the source reads, once per machine."""
+        """Fetch or cache what the source reads, once per machine (and once per datamodule: a run fetches before
+        its logger starts, then Lightning asks again)."""
+        if self._prepared:
+            return
         self.check()
         self.source.prepare()
+        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         """Check, then make the splits once; later calls return at once."""

@@ -54,6 +54,13 @@ def stage_row(labels: dict, m: StageMeasures) -> dict:
     }
 
 
+def stage_line(row: dict, stages: int, metric: str) -> str:
+    """A results row in one line, as a run's log shows each of its `stages` stages (and a skipped run its last)."""
+    return (f"stage {row[R.STAGE]}/{stages}  target {row[R.TARGET]:.4f}  weights pruned {row[R.WEIGHT_SPARSITY]:.4f}"
+            f" (parameters {row[R.PARAM_SPARSITY]:.4f})  {metric} before ft {row[R.before_ft(metric)]:.4f}"
+            f" -> after ft {row[R.val(metric)]:.4f}  (test {row[R.test(metric)]:.4f})")
+
+
 def has_row(rows: list[dict], stage: int) -> bool:
     """Whether `rows` hold the row of `stage`."""
     return any(r[R.STAGE] == stage for r in rows)
