@@ -1,6 +1,7 @@
 """The `prunelab` command: a Hydra app over the configs shipped with the package (`prunelab.conf`)."""
 
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -17,6 +18,8 @@ def main(cfg: DictConfig) -> float:
     """Run one pruning experiment (or one job of a multirun sweep); returns the sweep objective."""
     from prunelab.runs.job import execute
 
+    # Lightning 2.6 builds torch's deprecated LeafSpec: a note for Lightning's developers, not for the reader of a run
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
     hydra_cfg = HydraConfig.get()
     try:
         return execute(cfg, Path(hydra_cfg.runtime.output_dir), isolate=hydra_cfg.mode == RunMode.MULTIRUN)

@@ -1,6 +1,7 @@
 """One pruning run: a RunSpec in, results (one row per stage) out, resumable in its folder."""
 
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -117,10 +118,12 @@ def start(spec: RunSpec, parts: Parts) -> object:
         return started.result()
 
 
-def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageEngine, **kwargs):
-    """The configured Trainer, checkpointing every epoch into `paths` for resume."""
+def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, callback: PruningCallback, **kwargs):
+    """The configured Trainer, checkpointing every epoch into `paths` for resume; its progress bar only on a
+    terminal (a log file or a pipe gets the stage lines)."""
     ckpt = resume.checkpointing(paths, stamp)
-    return build(spec.config["trainer"], callbacks=[PruningCallback(engine), *ckpt.pop("callbacks")],
+    bar = spec.config["trainer"].get("enable_progress_bar", True) and sys.stdout.isatty()
+    return build(spec.config["trainer"], callbacks=[callback, *ckpt.pop("callbacks")], enable_progress_bar=bar,
                  default_root_dir=str(paths.root), **ckpt, **kwargs)
 
 
@@ -140,11 +143,12 @@ def _fit(trainer, parts: Parts, start: Path | None) -> None:
 
 
 def train_dense(spec: RunSpec, work: Path) -> Path:
-    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint."""
+    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint. It makes no stage 0 row
+    (nor its log line): every run that continues from the checkpoint makes its own."""
     parts, paths = prepare(spec), RunPaths(work)
     stamp = resume.Stamp("dense", spec.dense_settings)
-    trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.pretrain_epochs,
-                       logger=False)
+    trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine, finish=False),
+                       max_epochs=parts.engine.schedule.pretrain_epochs, logger=False)
     last = paths.last_checkpoint
     _fit(trainer, parts, resume.check(last, stamp, paths.root) if last.is_file() else None)
     return last
@@ -191,8 +195,8 @@ def run(spec: RunSpec, parts: Parts | None = None) -> RunResult:
     parts.engine.sinks.append(sink.LoggerSink(loggers, parts.task))
     stamp = resume.Stamp("run", spec.settings)
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
-        trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
-                           logger=logger)
+        trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine),
+                           max_epochs=parts.engine.schedule.total_epochs, logger=logger)
         if trainer.is_global_zero:
             made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
             write_protocol(paths, made)
