@@ -1,7 +1,7 @@
 """Start-up: from the command to the first training step of a run, phase by phase (interpreter, imports,
 config, the checks that build the model, data loaded while W&B's offline init runs beside it, Trainer); and
 how soon the command answers a bad config whose check needs no data (`optimizer.lr=-0.1`), beside the time
-a fresh interpreter takes to import Lightning, which every check needs.
+a fresh interpreter takes to import Lightning and torchvision, which every check needs.
 
     python benchmarks/startup.py [--repeats 5]
 
@@ -73,9 +73,10 @@ def answer_seconds(folder: Path) -> float:
 
 
 def import_seconds() -> float:
-    """Wall seconds of a fresh interpreter that imports Lightning (and so torch), then exits."""
+    """Wall seconds of a fresh interpreter that imports Lightning and torchvision (and so torch), then exits: what
+    every check needs (the config check imports each `_target_`)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import pytorch_lightning"], check=True, env=env())
+    subprocess.run([sys.executable, "-c", "import pytorch_lightning, torchvision"], check=True, env=env())
     return time.perf_counter() - start
 
 
@@ -102,7 +103,7 @@ def main() -> None:
         answers = [answer_seconds(Path(folder)) for _ in range(args.repeats)]
     imports = [import_seconds() for _ in range(args.repeats)]
     print(f"a bad config ({BAD_CONFIG}) answered in {median(answers):.2f} s (median of {args.repeats});"
-          f" importing Lightning alone takes {median(imports):.2f} s")
+          f" importing Lightning and torchvision alone takes {median(imports):.2f} s")
 
 
 if __name__ == "__main__":
