@@ -2,6 +2,7 @@
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -9,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prunelab.errors import ConfigError, Diverged
+from prunelab.errors import ConfigError, Diverged, Interrupted
 
 
 # a package, not a file path: the top-level conf/ in an editable install, prunelab/conf from a wheel
@@ -18,6 +19,8 @@ def app(cfg: DictConfig) -> float:
     """Run one pruning experiment (or one job of a multirun sweep); returns the sweep objective."""
     from prunelab.runs.job import execute
 
+    # Lightning 2.6 builds torch's deprecated LeafSpec: a note for Lightning's developers, not for the reader of a run
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
     hydra_cfg = HydraConfig.get()
     try:
         return execute(cfg, Path(hydra_cfg.runtime.output_dir), isolate=hydra_cfg.mode == RunMode.MULTIRUN)
@@ -27,6 +30,12 @@ def app(cfg: DictConfig) -> float:
     except Diverged as err:
         print(f"prunelab: run failed: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Interrupted as err:
+        print(f"prunelab: interrupted: {err}", file=sys.stderr)
+        raise SystemExit(130) from None  # the shell's code for Ctrl-C
+    except KeyboardInterrupt:
+        print("prunelab: interrupted before the run started", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def main() -> None:

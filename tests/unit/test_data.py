@@ -183,6 +183,41 @@ def test_bad_settings_are_config_errors(kwargs, setting):
         datamodule.check()
 
 
+# The data sets held in memory, whose training split `dataset.limit` caps.
+IN_MEMORY = ["digits", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+
+
+def in_memory(name: str, **overrides):
+    """The built datamodule of `conf/dataset/<name>.yaml` with `overrides`, set up (MNIST from ../shared/data)."""
+    if name == "mnist":
+        if not HAS_MNIST:
+            pytest.skip("MNIST is not in ../shared/data")
+        overrides = {"data_dir": str(SHARED_DATA), **overrides}
+    elif name in FIRST_FILE:
+        pytest.skip(f"{name}'s files are not in ../shared/data")
+    datamodule = build(dataset_config(CONF / "dataset" / f"{name}.yaml", **overrides).dataset)
+    datamodule.setup("fit")
+    return datamodule
+
+
+@pytest.mark.parametrize("name", IN_MEMORY)
+def test_limit_caps_the_training_split_of_an_in_memory_data_set_and_keeps_validation_and_test(name):
+    whole, capped = in_memory(name), in_memory(name, limit=50)
+    assert len(capped.splits["train"]) == 50 < len(whole.splits["train"])
+    for split in ("val", "test"):
+        assert len(capped.splits[split]) == len(whole.splits[split])
+    again = in_memory(name, limit=50)
+    assert torch.equal(again.splits["train"].y, capped.splits["train"].y), "the choice is fixed by split_seed"
+
+
+def test_limit_must_be_at_least_one_and_a_folder_data_set_does_not_take_it():
+    with pytest.raises(ConfigError, match="dataset.limit"):
+        DigitsDataModule(input_shape=[1, 8, 8], num_classes=10, limit=0).check()
+    names = {path.stem for path in DATASET_YAMLS if "limit" in OmegaConf.load(path)}
+    assert names == {*IN_MEMORY, "cifar10_jpeg"}
+    assert "limit" not in inspect.signature(ImageFolderDataModule).parameters
+
+
 @pytest.mark.skipif(not HAS_MNIST, reason="MNIST is not in ../shared/data")
 def test_mnist_loads_from_shared_folder_without_writing():
     datamodule = MNISTDataModule(input_shape=[1, 28, 28], num_classes=10, data_dir=str(SHARED_DATA), download=True)

@@ -1,6 +1,7 @@
 """One pruning run: a RunSpec in, results (one row per stage) out, resumable in its folder."""
 
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
+from prunelab.runs.optimizer import check_optimizer
 from prunelab.runs.spec import RunSpec
 from prunelab.tasks import Task
 from prunelab.training import deploy
@@ -67,9 +69,11 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 
 def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
-    """Build everything a run needs from its spec; every remaining ConfigError is raised here, before training."""
+    """Build everything a run needs from its spec; every remaining ConfigError that needs no data is raised here,
+    before training."""
     config = spec.config
     check_trainer(config["trainer"])
+    check_optimizer(config["optimizer"])
     schedule = build(config["schedule"])
     datamodule = build(config["dataset"])
     datamodule.check()
@@ -88,24 +92,38 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     return Parts(datamodule, module, engine, task)
 
 
-def start(spec: RunSpec) -> tuple[Parts, object]:
-    """`prepare(spec)` (writing to the run folder) and the run's logger, built at the same time: W&B's init
-    (its service process, its imports) takes seconds that would otherwise come before the first step.
-    A failed `prepare` finishes the logger's run as failed."""
+def preflight(spec: RunSpec, fetch: bool = True) -> Parts:
+    """Every check of a run that can be made before its folder, its logger or its W&B run exist: its torch
+    threads set, its parts built and checked (`prepare`; they write to the run folder only once they train)
+    and, with `fetch` (the first process of a run), its data fetched (`prepare_data`: a failed download is a
+    ConfigError). Returns the parts."""
+    threads.apply(spec.config["threads"])
+    parts = prepare(spec, sinks=[RunFolder(spec.paths)])
+    if fetch:
+        parts.datamodule.prepare_data()
+    return parts
+
+
+def start(spec: RunSpec, parts: Parts) -> object:
+    """The run's logger, built while its data is loaded (`datamodule.setup`): W&B's init (its service process,
+    its imports) takes seconds that would otherwise come before the first step. A failed load finishes the
+    logger's run as failed."""
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(build, spec.config["logger"], save_dir=str(spec.paths.root), run_config=spec.config)
         try:
-            parts = prepare(spec, sinks=[RunFolder(spec.paths)])
+            parts.datamodule.setup("fit")
         except BaseException:
             sink.finish([logger] if (logger := started.result()) else [], failed=True)
             raise
-        return parts, started.result()
+        return started.result()
 
 
-def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageEngine, **kwargs):
-    """The configured Trainer, checkpointing every epoch into `paths` for resume."""
+def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, callback: PruningCallback, **kwargs):
+    """The configured Trainer, checkpointing every epoch into `paths` for resume; its progress bar only on a
+    terminal (a log file or a pipe gets the stage lines)."""
     ckpt = resume.checkpointing(paths, stamp)
-    return build(spec.config["trainer"], callbacks=[PruningCallback(engine), *ckpt.pop("callbacks")],
+    bar = spec.config["trainer"].get("enable_progress_bar", True) and sys.stdout.isatty()
+    return build(spec.config["trainer"], callbacks=[callback, *ckpt.pop("callbacks")], enable_progress_bar=bar,
                  default_root_dir=str(paths.root), **ckpt, **kwargs)
 
 
@@ -116,15 +134,21 @@ def _fit(trainer, parts: Parts, start: Path | None) -> None:
         state = PruningCallback.saved_state(checkpoint)
         if state is not None:  # Lightning loads the weights into the model as it is: rebuild the saved architecture
             parts.engine.rebuild(parts.module.model, state, parts.datamodule.input_shape)
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
+    try:
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning answers Ctrl-C with its shutdown and sys.exit(1): it is Ctrl-C still
+            raise KeyboardInterrupt from None
+        raise
 
 
 def train_dense(spec: RunSpec, work: Path) -> Path:
-    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint."""
+    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint. It makes no stage 0 row
+    (nor its log line): every run that continues from the checkpoint makes its own."""
     parts, paths = prepare(spec), RunPaths(work)
     stamp = resume.Stamp("dense", spec.dense_settings)
-    trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.pretrain_epochs,
-                       logger=False)
+    trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine, finish=False),
+                       max_epochs=parts.engine.schedule.pretrain_epochs, logger=False)
     last = paths.last_checkpoint
     _fit(trainer, parts, resume.check(last, stamp, paths.root) if last.is_file() else None)
     return last
@@ -156,22 +180,23 @@ def export_onnx(paths: RunPaths, model: nn.Module, input_shape, stage: int) -> d
     return record
 
 
-def run(spec: RunSpec) -> RunResult:
+def run(spec: RunSpec, parts: Parts | None = None) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
 
-    A run continues from the last checkpoint in its folder when there is one. How it was made (`runs.protocol`)
-    goes to protocol.json and the W&B config.
+    `parts`: what `preflight(spec)` returned (None: it is called here). A run continues from the last
+    checkpoint in its folder when there is one. How it was made (`runs.protocol`) goes to protocol.json and
+    the W&B config. Ctrl-C comes out as KeyboardInterrupt, whatever was running.
     """
     paths, config = spec.paths, spec.config
-    threads.apply(config["threads"])
+    parts = parts or preflight(spec)
     paths.root.mkdir(parents=True, exist_ok=True)
-    parts, logger = start(spec)
+    logger = start(spec, parts)
     loggers = [logger] if logger else []
     parts.engine.sinks.append(sink.LoggerSink(loggers, parts.task))
     stamp = resume.Stamp("run", spec.settings)
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
-        trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
-                           logger=logger)
+        trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine),
+                           max_epochs=parts.engine.schedule.total_epochs, logger=logger)
         if trainer.is_global_zero:
             made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
             write_protocol(paths, made)

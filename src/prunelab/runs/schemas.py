@@ -57,7 +57,9 @@ def describe(hint) -> str:
     """`hint` in words, for messages."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        return " or ".join(describe(a) for a in args)
+        literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+        others = [a for a in args if typing.get_origin(a) is not Literal]
+        return " or ".join([describe(Literal[tuple(literals)])] * bool(literals) + [describe(a) for a in others])
     if origin is Literal:
         return f"one of {list(args)}"
     if hint in SEQUENCES or origin in SEQUENCES:

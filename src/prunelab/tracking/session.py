@@ -79,6 +79,9 @@ def start_run(mode: str = "auto", **init):
     that fails, disabled. Never raises; says where an offline run is and how to upload it."""
     import wandb
 
+    # W&B's own lines (its banner, where the files are, the run's summary) repeat what this module logs; its
+    # warnings and errors still show. Applies from the first W&B run of the process on.
+    wandb.setup(settings=wandb.Settings(quiet=True, show_info=False))
     wanted = wandb_mode(mode)
     for attempt in dict.fromkeys([wanted, "offline"]):
         try:

@@ -111,10 +111,12 @@ class PruningCallback(pl.Callback):
     """Runs `engine` inside one `Trainer.fit` of `engine.schedule.total_epochs` epochs.
 
     The engine's state (stage, masks, rows, snapshots, removed channels) is saved in every checkpoint.
+    `finish=False` leaves the last stage unfinished when training ends (no row): for a training whose
+    checkpoint others continue from (the store's shared dense model).
     """
 
-    def __init__(self, engine: StageEngine):
-        self.engine = engine
+    def __init__(self, engine: StageEngine, finish: bool = True):
+        self.engine, self.finishes = engine, finish
         self._last_loss = torch.zeros(())
 
     @classmethod
@@ -146,10 +148,12 @@ class PruningCallback(pl.Callback):
         self.engine.epoch_end(loss, trainer.current_epoch, LightningHost(trainer, pl_module).model)
 
     def on_train_end(self, trainer, pl_module):
-        self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
+        if self.finishes:
+            self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
 
     def on_fit_end(self, trainer, pl_module):  # resumed after the last epoch: Lightning skips on_train_end
-        self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
+        if self.finishes:
+            self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
 
     def state_dict(self) -> dict:
         return self.engine.state_dict()

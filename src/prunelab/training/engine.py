@@ -342,11 +342,7 @@ class StageEngine:
                                  state.stage_masks)
             for sink in self.sinks:
                 sink.stage_done(record)
-        log.info(
-            "stage %d/%d  target %.4f  weights pruned %.4f (parameters %.4f)  %s before ft %.4f -> after ft %.4f"
-            "  (test %.4f)", state.stage, self.schedule.num_stages, measured.target, measured.weight_sparsity,
-            measured.param_sparsity, metric, measured.before_ft, val[metric], test[metric],
-        )
+        log.info("%s", recording.stage_line(row, self.schedule.num_stages, metric))
 
     def _weight_sparsity(self, model: nn.Module) -> float:
         return weight_sparsity(self.pruner.weights(model), self.state.dense_weights, self.state.masks)
