@@ -214,7 +214,7 @@ def test_limit_must_be_at_least_one_and_a_folder_data_set_does_not_take_it():
     with pytest.raises(ConfigError, match="dataset.limit"):
         DigitsDataModule(input_shape=[1, 8, 8], num_classes=10, limit=0).check()
     names = {path.stem for path in DATASET_YAMLS if "limit" in OmegaConf.load(path)}
-    assert names == {*IN_MEMORY, "cifar10_jpeg"}
+    assert names == {*IN_MEMORY, "cifar10_jpeg", "text"}  # text: windows of each split
     assert "limit" not in inspect.signature(ImageFolderDataModule).parameters
 
 
