@@ -2,7 +2,7 @@
 
 `python -m tests.structural_zoo [arch ...]` prints one JSON line per model; `--table FILE.jsonl` turns those
 lines into the markdown table of docs/structural_zoo.md; `python -m tests.structural_zoo --one
-ARCH` checks one model: random weights, `l1_filter` (L1 group magnitude, layer scope) at 50% of the channels,
+ARCH` checks one model: random weights, `l1_group` (torch-pruning's group L1 norm, layer scope) at 50% of the channels,
 then a finite forward pass of the right shape and MACs cut at least 2x.
 """
 

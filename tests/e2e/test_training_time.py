@@ -12,6 +12,7 @@ from tests.helpers import TINY, cli, options
 FITS = {"agp": ["schedule.ramp_epochs=1", "schedule.every=5"]}
 RUNS = [(f"schedule={s}", *FITS.get(s, [])) for s in options("schedule")] + [
     ("pruning=movement", "schedule=agp", *FITS["agp"]),
+    ("pruning=movement_accumulated", "schedule=agp", *FITS["agp"]),
     ("pruning=rigl", "schedule=sparse_training", "pruning.delta_t=4"),
     ("pruning=set", "schedule=sparse_training", "pruning.delta_t=4", "pruning.scope=layer"),
     ("pruning=static", "schedule=sparse_training"),

@@ -15,7 +15,7 @@ from prunelab.training.engine import StageEngine
 from prunelab.training.schedule import Schedule
 from tests.helpers import PLUGINS_DOC, compose_config, example_files, options
 
-HOOKS = ["parameters", "weights", "prune", "dense_penalty", "observe", "update", "removal", "replay",
+HOOKS = ["parameters", "weights", "prune", "dense_penalty", "observe", "stepped", "update", "removal", "replay",
          "state_dict", "load_state_dict"]
 
 
@@ -61,6 +61,7 @@ def test_the_base_hooks_do_nothing():
     before = model.weight.detach().clone()
     pruner.dense_penalty(model)
     pruner.observe({}, 0, 1)
+    pruner.stepped({})
     assert pruner.update({}, {}, 0, 1, 0) is None and pruner.removal() == {} and pruner.state_dict() == {}
     assert torch.equal(model.weight, before)
     with pytest.raises(NotImplementedError, match="must define prune"):

@@ -15,6 +15,7 @@ from prunelab.models import (
     torchvision_model,
 )
 from prunelab.models.shapes import chw
+from prunelab.training.lr import step
 from tests.helpers import CONF, language_models
 
 # The classifiers (tests/unit/test_causal_lm.py builds the language models).
@@ -99,3 +100,35 @@ def test_torchvision_rejects_unknown_arch_and_suggests_names():
     with pytest.raises(ConfigError, match="^model.arch: .*resnet18") as err:
         torchvision_model(arch="resnet_18", input_shape=[3, 32, 32], num_classes=10)
     assert "resnet_18" in err.value.problem
+
+
+@pytest.mark.parametrize("build", [lambda init: MLP([1, 28, 28], 10, init=init),
+                                   lambda init: LeNet5([1, 28, 28], 10, init=init)])
+def test_variance_scaling_draws_a_truncated_normal_of_variance_one_over_fan_in_and_zero_biases(build):
+    torch.manual_seed(0)
+    default = build("default")
+    torch.manual_seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), build("default").state_dict().values()))
+    torch.manual_seed(0)
+    model = build("variance_scaling")
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            fan_in = m.weight[0].numel()
+            bound = 2 * (1 / fan_in) ** 0.5 / 0.87962566103423978  # two stds of the untruncated normal
+            assert m.weight.abs().max() <= bound and torch.equal(m.bias, torch.zeros_like(m.bias))
+            if m.weight.numel() > 10_000:  # enough draws to see the variance
+                assert m.weight.var().item() == pytest.approx(1 / fan_in, rel=0.05)
+    with pytest.raises(ConfigError, match="model.init"):
+        build("glorot")
+
+
+def test_the_step_schedule_divides_the_rate_by_ten_after_every_tenth_of_the_stage():
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule, rates = step(optimizer, epochs=463), []
+    for _ in range(140):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # 463 epochs of 540 steps are SNIP's 250k iterations; its decays at 25k and 50k fall before epochs 47 and 93
+    assert rates[46] == pytest.approx(0.1) and rates[47] == pytest.approx(0.01) and rates[92] == pytest.approx(0.01)
+    assert rates[93] == pytest.approx(0.001)

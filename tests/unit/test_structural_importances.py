@@ -57,3 +57,23 @@ def test_hessian_importance_reads_the_mean_squared_per_sample_gradient():
         g = torch.autograd.grad(nn.functional.cross_entropy(net(xi[None]), yi[None]), net[0].weight)[0]
         by_hand += g**2 / len(x)
     torch.testing.assert_close(grads[0], by_hand)
+
+
+def kept_filters(net: nn.Module, dense_bias: torch.Tensor) -> set[int]:
+    """Which of conv2's dense filters the pruned model still holds, told apart by their biases (conv1 lost input
+    channels of every filter too)."""
+    return {i for i, b in enumerate(dense_bias.tolist()) if b in net[3].bias.tolist()}
+
+
+@pytest.mark.parametrize("method", ["l1_filter", "l1_group"])
+def test_l1_filter_ranks_a_filter_by_its_own_weights_and_l1_group_by_its_group(method):
+    torch.manual_seed(0)
+    net = LeNet5([1, 28, 28], 10)
+    conv2, bias, fc1 = (t.detach().clone() for t in (net[3].weight, net[3].bias, net[7].weight))
+    own = conv2.abs().sum((1, 2, 3))  # Li et al. 2017: s_j = sum of |F_j|
+    # the group: conv2's filter j and fc1's 16 input columns of channel j (50 x 4 x 4 flattened), their L1 means
+    group = (own + fc1.abs().view(500, 50, 16).sum((0, 2))) / 2
+    by_hand = own if method == "l1_filter" else group
+    pruner(method).prune(net, {}, 0.5, ctx((1, 28, 28)))
+    assert net[3].out_channels == 25
+    assert kept_filters(net, bias) == set(by_hand.topk(25).indices.tolist())

@@ -9,7 +9,7 @@ from prunelab.errors import ConfigError
 from prunelab.pruning import UnstructuredPruner
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.masks import full_masks, sparsity
-from prunelab.pruning.wanda import Wanda
+from prunelab.pruning.wanda import Wanda, WandaPruner
 from tests.helpers import conv_net, ctx, image_batches
 
 
@@ -63,3 +63,47 @@ def test_unsupported_layers_and_settings_raise_config_errors():
     net = nn.Sequential(nn.Conv1d(2, 4, 3), nn.Flatten(), nn.Linear(8, 2))
     with pytest.raises(ConfigError, match="Conv1d"):
         Wanda(Calibration())(net, {"0.weight": net[0].weight}, ctx(data=[(torch.randn(2, 2, 4), None)]))
+
+
+def two_layers() -> nn.Sequential:
+    net = nn.Sequential(nn.Linear(4, 2, bias=False), nn.ReLU(), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 1.1, 0.9, 1.2], [4.0, 0.5, 0.1, 0.2]]))
+        net[2].weight.copy_(torch.tensor([[1.5, 1.0]]))
+    return net
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_sequential_wanda_scores_each_layer_on_the_inputs_of_the_already_pruned_layers_before_it(sequential):
+    x = torch.ones(1, 4)
+    net = two_layers()
+    pruner = WandaPruner(Calibration(num_samples=1), sequential=sequential, scope="row", exclude_output=False)
+    masks = pruner.prune(net, full_masks(pruner.parameters(net)), 0.5, ctx(data=[(x, None)]))
+    # fc1 sees the same inputs either way: each row keeps its two largest |W| (all ||X_j|| = 1)
+    assert masks["0.weight"].tolist() == [[False, True, False, True], [True, True, False, False]]
+    # fc2's input norms: the dense hidden units (4.2, 4.8), or those of the pruned fc1 (1.1 + 1.2, 4 + 0.5)
+    hidden = torch.relu((two_layers()[0].weight * (masks["0.weight"] if sequential else 1)) @ x.T).squeeze(1)
+    assert hidden.tolist() == pytest.approx([2.3, 4.5] if sequential else [4.2, 4.8])
+    by_hand = torch.tensor([[1.5, 1.0]]) * hidden  # 6.3 > 4.8 dense; 3.45 < 4.5 sequential
+    assert masks["2.weight"].tolist() == [[bool(by_hand[0, 0] > by_hand[0, 1]), bool(by_hand[0, 1] > by_hand[0, 0])]]
+    assert masks["2.weight"].tolist() == ([[False, True]] if sequential else [[True, False]])
+
+
+def test_wanda_without_sequential_is_the_one_pass_criterion_under_the_unstructured_pruner():
+    net, data = conv_net(), image_batches()
+    one_pass = WandaPruner(Calibration(num_samples=32), sequential=False, scope="layer")
+    plain = UnstructuredPruner(Wanda(Calibration(num_samples=32)), scope="layer")
+    other = conv_net()
+    a = one_pass.prune(net, full_masks(one_pass.parameters(net)), 0.6, ctx(data=data))
+    b = plain.prune(other, full_masks(plain.parameters(other)), 0.6, ctx(data=data))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+@pytest.mark.parametrize("scope", ["global", "erk", "lamp"])
+def test_sequential_wanda_keeps_the_layer_counts_of_a_ranking_scope(scope):
+    net, data = conv_net(), image_batches()
+    pruner = WandaPruner(Calibration(num_samples=32), sequential=True, scope=scope)
+    counts = {n: int((~m).sum()) for n, m in WandaPruner(Calibration(num_samples=32), sequential=False, scope=scope)
+              .prune(conv_net(), full_masks(pruner.parameters(net)), 0.6, ctx(data=data)).items()}
+    masks = pruner.prune(net, full_masks(pruner.parameters(net)), 0.6, ctx(data=data))
+    assert {n: int((~m).sum()) for n, m in masks.items()} == counts

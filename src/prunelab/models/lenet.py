@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from prunelab.models.layers import initialise
 from prunelab.models.shapes import chw, require_size
 
 
@@ -13,9 +14,9 @@ def _after_convs(size: int) -> int:
 
 
 class LeNet5(nn.Sequential):
-    """conv20-pool-conv50-pool-fc500-fc; ReLU after every hidden layer."""
+    """conv20-pool-conv50-pool-fc500-fc; ReLU after every hidden layer; `init` as `layers.initialise`."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, init: str = "default"):
         require_size("lenet5", input_shape, 16, "use dataset=mnist or model=digits_cnn")
         c, h, w = chw(input_shape)
         super().__init__(
@@ -25,3 +26,4 @@ class LeNet5(nn.Sequential):
             nn.Linear(50 * _after_convs(h) * _after_convs(w), 500), nn.ReLU(inplace=True),
             nn.Linear(500, num_classes),
         )
+        initialise(self, init)

@@ -16,7 +16,8 @@ class Pruner:
 
     Called by the engine, in a run's order: `dense_penalty` before each dense optimizer step; per stage
     `parameters` (what masks cover), `prune` (new masks at a target), `removal` (what rebuilds removed
-    structure); while a pruned network trains, `observe` before and `update` after each optimizer step;
+    structure); while a pruned network trains, `observe` before each optimizer step, `stepped` right after
+    it and `update` once the pruned weights are zero again;
     `state_dict`/`load_state_dict` in every checkpoint; `replay` when a checkpoint is resumed.
     """
 
@@ -40,7 +41,13 @@ class Pruner:
         """During dense training, before each optimizer step: add a penalty's gradient (network slimming)."""
 
     def observe(self, params: dict[str, nn.Parameter], step: int, steps: int) -> None:
-        """Before optimizer step `step` + 1 of a stage of `steps`: read the dense gradients of `params`."""
+        """Before optimizer step `step` + 1 of a stage of `steps`: read the dense gradients of `params` (the
+        engine masks them after this call); a pruner that keeps pruned weights' values may write them back
+        here, for the optimizer to update (movement pruning)."""
+
+    def stepped(self, params: dict[str, nn.Parameter]) -> None:
+        """Right after each optimizer step of a pruned network, before the engine zeroes the pruned weights
+        again: the weights as the optimizer left them (movement pruning keeps the pruned ones' values)."""
 
     def update(self, params: dict[str, nn.Parameter], masks: Masks, step: int, steps: int, seed: int) -> Masks | None:
         """After `step` optimizer steps: new masks to move to (regrowth), or None to keep them."""

@@ -2,9 +2,12 @@
 
 Static (no regrowth), SET (Mocanu et al. 2018: regrow at random) and RigL (Evci et al. 2020: regrow
 where the dense gradient is largest). Every `delta_t` optimizer steps each layer drops the fraction
-`drop_fraction` of its active weights with the smallest magnitude and regrows as many among the weights
-that were inactive before the drop (so a weight is never dropped and regrown at once); regrown weights
-start at zero. The count of weights per layer never changes.
+`drop_fraction` of its active weights with the smallest magnitude and regrows as many among all the
+weights inactive after the drop, the ones just dropped included (RigL's Algorithm 1 and its official
+code, for SET as for RigL). A newly grown weight starts at zero; one dropped and regrown at once keeps
+its value, as in that code. The count of weights per layer never changes. SET here moves the mask on
+RigL's cosine schedule (`drop_fraction`), as the RigL paper's SET baseline does, not Mocanu et al.'s
+constant fraction.
 """
 
 import math
@@ -32,16 +35,18 @@ def drop_fraction(step: int, steps: int, alpha: float, t_end: float) -> float:
 
 
 def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, grow_scores: torch.Tensor, fraction: float) -> torch.Tensor:
-    """`mask` less its round(fraction * active) smallest-|w| weights, plus as many of the highest-scoring
-    weights inactive before the drop (fewer only when fewer are inactive)."""
+    """`mask` less its k = round(fraction * active) smallest-|w| weights, plus the k highest-scoring weights
+    inactive after the drop (a weight just dropped among them, so it can be regrown at once)."""
     active = mask.reshape(-1)
-    k = min(round(fraction * int(active.sum())), int((~active).sum()))
+    k = round(fraction * int(active.sum()))
     if k == 0:
         return mask
     drop = weight.detach().abs().reshape(-1).masked_fill(~active, math.inf).topk(k, largest=False).indices
-    grow = grow_scores.reshape(-1).float().masked_fill(active, -math.inf).topk(k).indices
-    new = active.clone()
-    new[drop], new[grow] = False, True
+    kept = active.clone()
+    kept[drop] = False
+    grow = grow_scores.reshape(-1).float().masked_fill(kept, -math.inf).topk(k).indices
+    new = kept.clone()
+    new[grow] = True
     return new.view_as(mask)
 
 

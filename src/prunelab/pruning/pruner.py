@@ -98,16 +98,24 @@ class UnstructuredPruner(Pruner):
         for i, step in enumerate(round_targets(start, target, self.rounds)):
             if i or start:  # dense masks zero nothing (ResNet-50's bool-mask multiply: ~0.09 s)
                 apply_masks(weights, list(masks.values()))
-            scores = self.criterion(model, params, ctx)
-            check_scores(self.criterion, scores, {n: params[n] for n in masks})
-            if self.baseline == "invert":
-                scores = baselines.invert(scores)
-            masks = self.pattern.select(scores, masks, step, self.scope, self.layer_rates)
+            masks = self.select_round(model, params, masks, step, ctx)
         after = baselines.AFTER_SELECTION.get(self.baseline)
         if after is not None:
             masks = after(model, before, masks, ctx.generator)
         apply_masks(weights, list(masks.values()))
         return masks
+
+
+    def select_round(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, target: float,
+                     ctx: ScoreContext) -> Masks:
+        """One score -> select round: masks at `target` from the criterion's scores of the model as it is."""
+        return self.pattern.select(self.scores(model, params, masks, ctx), masks, target, self.scope, self.layer_rates)
+
+    def scores(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, ctx: ScoreContext) -> dict:
+        """The criterion's checked scores of the weights `masks` cover (inverted by the invert baseline)."""
+        scores = self.criterion(model, params, ctx)
+        check_scores(self.criterion, scores, {n: params[n] for n in masks})
+        return baselines.invert(scores) if self.baseline == "invert" else scores
 
 
 def check_scores(criterion: Callable, scores, params: Mapping[str, nn.Parameter]) -> None:

@@ -111,9 +111,11 @@ class StageEngine:
     At the first epoch of stage k it finishes stage k-1 (one results row), prunes to target k,
     measures the task's validation metric before fine-tuning, and rebuilds the optimizer and LR schedule.
     Pruned weights are held at exactly zero: gradients are masked before every optimizer step and
-    weights after it. The pruner is a `prunelab.pruning.Pruner`; the engine calls its hooks (see there):
-    `dense_penalty` during dense training, `observe` before and `update` after each optimizer step of a
-    pruned network, `removal`/`replay` for removed structure. Gradual schedules (`schedule.target_at`
+    weights after it (a pruner that keeps pruned weights' values, movement pruning, restores them for the
+    step in `observe` and reads them back in `stepped`). The pruner is a `prunelab.pruning.Pruner`; the
+    engine calls its hooks (see there): `dense_penalty` during dense training, `observe` before,
+    `stepped` right after and `update` after the re-zeroing of each optimizer step of a pruned network,
+    `removal`/`replay` for removed structure. Gradual schedules (`schedule.target_at`
     during a stage) prune between steps. A non-finite training loss raises `Diverged`.
     Training from scratch (`schedule.retraining`) re-initialises each pruned network, and where it
     matches compute (scratch_b) sets its stage's length from the dense and pruned MACs.
@@ -185,11 +187,13 @@ class StageEngine:
             self._held.mask_gradients()
 
     def batch_end(self, host: Host, step: int) -> None:
-        """After an optimizer step: keep the rewind point, prune on a gradual schedule, let the pruner move the
-        mask (regrown weights start at the zero they were held at), re-zero pruned weights."""
+        """After an optimizer step: keep the rewind point, show the pruner the stepped weights, prune on a gradual
+        schedule, re-zero pruned weights, let the pruner move the mask (regrown weights start at the zero they
+        were held at, unless the pruner kept their values)."""
         if self.state.stage == 0:
             self.state.rewind_state = self.rewinder.capture(host.model, step, self.state.rewind_state)
         else:
+            self.pruner.stepped(self._held.params)
             self._prune_on_schedule(host, step)
         if self.state.masks is not None:
             self._held.mask_weights()

@@ -33,6 +33,15 @@ def _reporting_slow(what: str, after: float = SLOW_GRAPH_S):
         timer.cancel()
 
 
+class FilterL1Norm(tp.importance.GroupMagnitudeImportance):
+    """Li et al. 2017's filter norm: a channel scores the sum of |w| of its filter in the group's first layer, the
+    layer whose output channels the group prunes (torch-pruning's "standard L1-norm of the first layer"), not
+    normalised; the group's other layers (next layers' inputs, BatchNorm) do not count."""
+
+    def __init__(self):
+        super().__init__(p=1, group_reduction="first", normalizer=None)
+
+
 def reads_gradients(importance: Callable) -> bool:
     """Whether a torch-pruning importance reads loss gradients from `.grad` (Taylor, Hessian)."""
     return isinstance(importance, (tp.importance.GroupTaylorImportance, tp.importance.GroupHessianImportance))
