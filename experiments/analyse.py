@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.experiment in TABLES:
         print(TABLES[args.experiment](sweep.runs).to_string())
     if args.figure:
-        figures.plot_comparison(figure_table(sweep.runs), sweep.task).savefig(args.figure, dpi=120)
+        rows = [figures.Curves(gather.group_title(key), figure_table(sweep.group(key).runs), sweep.tasks[key],
+                               sweep.samples.get(key, {})) for key in sweep.groups()]
+        figures.plot_comparison(rows).savefig(args.figure, dpi=120)
         print(f"  figure: {args.figure}")
 
 

@@ -4,6 +4,7 @@ doubles here (`tests.helpers.<Name>`)."""
 
 import json
 import os
+import random
 import re
 import struct
 import subprocess
@@ -50,6 +51,11 @@ MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.t
          "model=lenet_300_100", "trainer.enable_progress_bar=false", "logger=none", "export_onnx=false"]
 
 
+# Language models: windows of 32 tokens of a text corpus (`text_corpus`), vocabulary 256; a tiny LLaMA on them.
+LM_DATA = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256", "optimizer.lr=0.2"]
+LM = ["model=llama_tiny", *LM_DATA]
+
+
 TIMES = ["stage_time_s", "wall_time_s", "latency_ms"]  # measured, not computed: two equal runs differ in them
 
 
@@ -80,6 +86,12 @@ def structural_options() -> list[str]:
     """The options of the pruning group that remove whole channels."""
     return [o for o in options("pruning") if OmegaConf.load(CONF / "pruning" / f"{o}.yaml")["_target_"].endswith(
         "StructuralPruner")]
+
+
+def language_models() -> list[str]:
+    """The options of the model group that build causal LMs (model=causal_lm and the sizes trained from scratch)."""
+    return [o for o in options("model") if OmegaConf.load(CONF / "model" / f"{o}.yaml")["_target_"]
+            == "prunelab.models.causal_lm"]
 
 
 def widths(model: nn.Module) -> list[int]:
@@ -117,6 +129,34 @@ def prepare(cfg, folder) -> Parts:
     return prepare_spec(from_config(cfg, folder).at(folder))
 
 
+def text_corpus(folder: Path, sentences: tuple[int, int, int] = (1200, 150, 150), seed: int = 0) -> Path:
+    """`folder` with train.txt, valid.txt and test.txt of seeded sentences over a small vocabulary (learnable: a
+    sentence is determiner, adjective, noun, verb, preposition, determiner, noun), `sentences` per split."""
+    words = [["the", "a", "every"], ["big", "small", "red", "quick"], ["cat", "dog", "bird", "fox"],
+             ["sat", "ran", "slept", "jumped"], ["on", "under", "near"], ["the", "a"], ["mat", "tree", "house"]]
+    g = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count in zip(("train", "valid", "test"), sentences):
+        lines = [" ".join(g.choice(w) for w in words).capitalize() + "." for _ in range(count)]
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def text_options(folder: Path, cache: Path) -> list[str]:
+    """Overrides that point dataset=text at the corpus in `folder`, caching tokens in `cache`."""
+    return [f"dataset.data_dir={folder}", f"dataset.cache_dir={cache}"]
+
+
+def tiny_llama(vocab_size: int = 256, positions: int = 64, seed: int = 0) -> nn.Module:
+    """A seeded 2-layer LLaMA of hidden size 32 (prunelab's CausalLM)."""
+    from prunelab.models import causal_lm
+
+    torch.manual_seed(seed)
+    return causal_lm(config={"model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32,
+                             "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                             "max_position_embeddings": positions})
+
+
 # -- doubles ------------------------------------------------------------------------------------
 class Stopped(Exception):
     """Stands for a crash or a kill."""
@@ -132,6 +172,19 @@ def stop_at_epoch_start(monkeypatch, epoch: int) -> None:
         return original(self, trainer, pl_module)
 
     monkeypatch.setattr(PruningCallback, "on_train_epoch_start", crash)
+
+
+def stop_in_epoch(monkeypatch, epoch: int) -> None:
+    """Make the pruning callback raise `Stopped` after the first training step of epoch `epoch`: a kill that
+    lands after the epoch's start (where a stage's row is logged) and before its checkpoint."""
+    original = PruningCallback.on_train_batch_end
+
+    def crash(self, trainer, pl_module, outputs, batch, batch_idx):
+        original(self, trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.current_epoch == epoch:
+            raise Stopped
+
+    monkeypatch.setattr(PruningCallback, "on_train_batch_end", crash)
 
 
 def tiny_net() -> nn.Module:
@@ -193,7 +246,7 @@ class FailingPruner(UnstructuredPruner):
 class FakeHost:
     """A training loop reduced to what the engine asks of it; records what the engine told it."""
 
-    steps_per_epoch, input_shape, is_primary = 2, [6], True
+    steps_per_epoch, input_shape, is_primary, calibration = 2, [6], True, None
 
     def __init__(self):
         torch.manual_seed(0)
@@ -262,14 +315,15 @@ def fake_results(method: str, seed: int, accs, targets=TARGETS, family: str | No
 
 
 def write_run(run_dir: Path, method: str, seed: int, accs, targets=TARGETS, family: str | None = "magnitude",
-              scope: str = "global", **columns) -> Path:
+              scope: str = "global", dataset: str = "digits", **columns) -> Path:
     """A run directory as `prunelab` leaves it (results.csv, .hydra/config.yaml, layer_sparsity.csv)."""
     run_dir = Path(run_dir)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    fake_results(method, seed, accs, targets, family, **columns).to_csv(run_dir / "results.csv", index=False)
+    fake_results(method, seed, accs, targets, family, dataset=dataset, **columns).to_csv(run_dir / "results.csv",
+                                                                                         index=False)
     pruning = {"name": method, "scope": scope, **({"family": family} if family else {})}
     config = {"pruning": pruning, "schedule": {"name": "iterative", "targets": list(targets)},
-              "model": {"name": "mlp"}, "dataset": {"name": "digits", "seed": "${seed}"}, "seed": seed}
+              "model": {"name": "mlp"}, "dataset": {"name": dataset, "seed": "${seed}"}, "seed": seed}
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     last = [0.0, *targets][len(accs) - 1]
     pd.DataFrame({"layer": ["fc1.weight", "fc2.weight"], "params": [800, 200], "sparsity": [last + 0.05, last - 0.2]}
@@ -319,14 +373,17 @@ def _items(items) -> dict:
 
 def wandb_run_file(run_dir: Path) -> dict:
     """What a W&B run logged, read back from its .wandb file: the run record, history rows, summary
-    updates, artifacts and exit record."""
-    found = {"run": None, "history": [], "summary": {}, "artifacts": [], "exit": None}
-    for record in wandb_records(run_dir / f"run-{run_dir.name.split('-')[-1]}.wandb"):
+    updates, metric definitions, artifacts and exit record."""
+    found = {"run": None, "history": [], "summary": {}, "metrics": [], "artifacts": [], "exit": None}
+    (log,) = Path(run_dir).glob("run-*.wandb")  # a folder named in the same second as another gets a "-1" suffix
+    for record in wandb_records(log):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             found["history"].append(_items(record.history.item))
         elif kind == "summary":
             found["summary"].update(_items(record.summary.update))
+        elif kind == "metric":
+            found["metrics"].append(record.metric)
         elif kind == "artifact":
             found["artifacts"].append(record.artifact)
         elif kind in ("run", "exit"):

@@ -1,14 +1,14 @@
 """prunelab: a research harness for neural-network pruning experiments.
 
-`prunelab.prune`, `prunelab.pruner` and `prunelab.pruning_callback` (see `prunelab.api`) load on first use,
-so `import prunelab` stays light.
+`prunelab.prune`, `prunelab.hold_masks`, `prunelab.pruner` and `prunelab.pruning_callback` (see `prunelab.api`)
+load on first use, so `import prunelab` stays light.
 """
 
 import importlib
 
 from prunelab.version import __version__
 
-__all__ = ["prune", "pruner", "pruning_callback", "methods"]
+__all__ = ["prune", "hold_masks", "pruner", "pruning_callback", "methods"]
 
 
 def __getattr__(name: str):

@@ -70,7 +70,11 @@ def save_figure(path: Path | str, figure: "Figure", **savefig) -> None:
 
 def save_program(path: Path | str, program) -> None:
     """`torch.export.save(program, path)` atomically."""
+    import io
+
     import torch
 
+    buffer = io.BytesIO()  # torch warns of a file name that does not end in .pt2, as the temporary file's does
+    torch.export.save(program, buffer)
     with replacing(path) as tmp:
-        torch.export.save(program, tmp)
+        tmp.write_bytes(buffer.getvalue())

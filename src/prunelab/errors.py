@@ -1,4 +1,5 @@
-"""The one error type for bad user input, raised before any training starts."""
+"""What stops a run: bad user input (the one error type for it, raised before any training starts), a
+diverged loss, Ctrl-C."""
 
 
 class ConfigError(ValueError):
@@ -7,6 +8,15 @@ class ConfigError(ValueError):
     def __init__(self, setting: str, problem: str, fix: str):
         self.setting, self.problem, self.fix = setting, problem, fix
         super().__init__(f"{setting}: {problem}. Fix: {fix}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run kept in `folder`; running the same command again continues it."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        super().__init__(f"the run in {folder} stopped; run the same command again to continue it from its last "
+                         "checkpoint")
 
 
 class Diverged(RuntimeError):

@@ -3,7 +3,8 @@
 from prunelab.results import LABELS
 from prunelab.tasks import CLASSIFICATION
 
-FAMILIES = ("random", "magnitude", "gradient", "activation", "structural", "sparse")
+STRUCTURAL = "structural"  # the family that removes whole channels: its targets are channel ratios
+FAMILIES = ("random", "magnitude", "gradient", "activation", STRUCTURAL, "sparse")
 
 
 def default_family(method: str) -> str:

@@ -1,8 +1,15 @@
 """Every file of a run folder, of the dense-model cache and of a sweep's comparison, named once (OpenLTH's
-`paths.py` rule)."""
+`paths.py` rule); where data caches live."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def user_cache(kind: str) -> Path:
+    """$XDG_CACHE_HOME/prunelab/<kind>, else ~/.cache/prunelab/<kind>: where what is derived from data folders
+    (decoded images, tokenizers, token ids) is cached by default, since the folders may be read-only."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prunelab" / kind
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,11 @@ class RunPaths:
     def wandb_model(self) -> Path:
         """The final weights as a plain state_dict, uploaded as a W&B artifact."""
         return self.root / "model.pt"
+
+    @property
+    def wandb_run(self) -> Path:
+        """The run's W&B run: its id and how many stages it holds, so that a continued run continues it."""
+        return self.root / "wandb_run.json"
 
     @property
     def hydra_config(self) -> Path:

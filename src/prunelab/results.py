@@ -13,6 +13,8 @@ Two sparsities, defined once (`prunelab.pruning.sparsity` computes them):
 
 # The labels every results row and W&B run carries, in column order.
 LABELS = ("method", "family", "task", "model", "dataset", "schedule", "seed")
+# Runs are compared, and ranked, only within a group that shares these labels: never across tasks, models or data.
+GROUP_LABELS = LABELS[2:5]
 
 STAGE = "stage"
 TARGET = "target_sparsity"
@@ -130,9 +132,10 @@ def curve_plot(metric: str) -> str:
     return f"curve/{test(metric)}_vs_{AXIS}"
 
 
-def comparison_plot(metric: str) -> str:
-    """A sweep's summary run: the test metric vs the axis, one line per series."""
-    return f"comparison/{test(metric)}_vs_{AXIS}"
+def comparison_plot(metric: str, group: tuple[str, ...] = ()) -> str:
+    """A sweep's summary run: the test metric vs the axis, one line per series; a `group`'s labels (task, model,
+    dataset) name it when the comparison has several (`comparison/<task>/<model>/<dataset>/test_acc_vs_...`)."""
+    return "comparison/" + "".join(f"{label}/" for label in group) + f"{test(metric)}_vs_{AXIS}"
 
 
 COMPARISON_FIGURE = "comparison/figure"

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import wandb
 
+from prunelab import results
 from prunelab.analysis import compare, gather, report
+from prunelab.tracking import upload
 from tests.helpers import (
     wandb_run_dirs,
     wandb_run_file,
@@ -47,8 +50,18 @@ def test_multirun_writes_the_comparison_files(multirun):
     got = table.set_index(["method", "target_sparsity"])[["test_acc_mean", "test_acc_std"]]
     assert got.sort_index().to_numpy() == pytest.approx(expected.sort_index().to_numpy())
     fig = compare.compare(gather.gather([multirun])).figure
-    assert sorted(line.get_label() for line in fig.axes[0].get_lines()) == ["magnitude", "random"]
+    assert sorted(line.get_label() for line in fig.axes[0].get_lines()) == ["dense", "magnitude", "random"]
     assert "| magnitude | magnitude | 2 |" in (multirun / "comparison.md").read_text()
+
+
+@pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
+def test_the_figure_shows_the_test_splits_resolution_that_the_runs_recorded(multirun):
+    samples = {json.dumps(json.loads(p.read_text())["samples"]) for p in multirun.glob("*/protocol.json")}
+    assert samples == {json.dumps({"val": 144, "test": 359})}, "digits: 20% of 1797 images are the test split"
+    test_panel = compare.compare(gather.gather([multirun])).figure.axes[0]
+    assert test_panel.get_ylabel() == "test acc (%)\n1 test sample = 0.28 points"
+    low, high = test_panel.get_ylim()
+    assert high - low >= 5 * 100 / 359 - 1e-9
 
 
 @pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
@@ -64,7 +77,7 @@ def test_multirun_runs_share_one_wandb_group_with_one_summary_run(multirun):
     assert summary["run"].run_group == group and summary["run"].job_type == "summary"
     (logged,) = summary["history"]
     assert logged["comparison/figure/_type"] == "image-file"
-    assert logged["comparison/test_acc_vs_sparsity_table/_type"] == "table-file"  # the line series' data
+    assert logged[results.comparison_plot("acc") + "_table/_type"] == "table-file"  # the line series' data
     table = json.loads((summary_dir / "files" / logged["comparison/table/path"]).read_text())
     expected = pd.read_csv(multirun / "comparison.csv")
     assert pd.DataFrame(table["data"], columns=table["columns"])["test_acc_mean"].tolist() == pytest.approx(
@@ -78,9 +91,26 @@ def test_report_combines_two_multirun_directories(multirun, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "comparison.csv")
     assert sorted(table["method"].unique()) == ["magnitude", "random", "taylor"]
     assert (tmp_path / "out" / "comparison.png").stat().st_size > 0
-    fig = compare.compare(report.load([str(multirun), str(other)])).figure
-    labels = sorted(line.get_label() for line in fig.axes[0].get_lines())  # the models differ, so they show
-    assert labels == ["magnitude (digits_cnn)", "random (digits_cnn)", "taylor (mlp)"]
+    comparison = compare.compare(report.load([str(multirun), str(other)]))
+    assert list(comparison.groups) == [("classification", "digits_cnn", "digits"), ("classification", "mlp", "digits")]
+    fig = comparison.figure  # the models differ: two groups, a row of panels each; the labels name the model
+    rows = [sorted(line.get_label() for line in row.axes[0].get_lines()) for row in fig.subfigs]
+    assert rows == [["dense", "magnitude (digits_cnn)", "random (digits_cnn)"], ["dense", "taylor (mlp)"]]
+
+
+def test_the_summary_run_of_a_grouped_comparison_has_a_line_series_per_group(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    write_sweep(tmp_path / "digits", {"magnitude": [0.9, 0.8, 0.7]})
+    write_sweep(tmp_path / "mnist", {"magnitude": [0.99, 0.98, 0.97]}, dataset="mnist")
+    comparison = compare.compare(gather.gather([tmp_path]))
+    paths = compare.write(comparison, tmp_path / "out")
+    upload.log_comparison(comparison, paths.figure, str(tmp_path / "out"), group="g", mode="offline")
+    wandb.teardown()  # waits until W&B has written everything down
+    (logged,) = wandb_run_file(wandb_run_dirs(tmp_path / "out")[0])["history"]
+    for dataset in ("digits", "mnist"):
+        key = results.comparison_plot("acc", ("classification", "mlp", dataset))
+        assert logged[f"{key}_table/_type"] == "table-file"
+    assert logged["comparison/table/_type"] == "table-file" and logged["comparison/figure/_type"] == "image-file"
 
 
 def test_report_without_runs_fails_with_one_line(tmp_path, capsys):

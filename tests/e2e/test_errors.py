@@ -1,5 +1,6 @@
 """One mistake of each class through the command: one line naming the setting and the fix, exit 2, no
-traceback, before training (tests/unit/test_config_errors.py covers each class in breadth)."""
+traceback, before training, and before the run's folder in the store or its W&B run exist
+(tests/unit/test_config_errors.py covers each class in breadth)."""
 
 from pathlib import Path
 
@@ -45,6 +46,39 @@ def test_each_class_of_mistake_gets_one_line_and_exit_2_before_training(args, gi
     assert proc.returncode == 2 and len(lines) == 1, err[-2000:]
     assert setting in lines[0] and says in lines[0] and "Fix:" in lines[0] and "Traceback" not in err
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("results.csv"))
+
+
+def missing_mnist(tmp_path, monkeypatch) -> list[str]:
+    """MNIST from a folder that does not exist, every download refused (a proxy nothing listens on): no network used."""
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    for exempt in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(exempt, raising=False)
+    return ["dataset=mnist", f"dataset.data_dir={tmp_path / 'nowhere'}"]
+
+
+def negative_lr(tmp_path, monkeypatch) -> list[str]:
+    return ["optimizer.lr=-0.1"]
+
+
+def unknown_precision(tmp_path, monkeypatch) -> list[str]:
+    return ["trainer.precision=float7"]
+
+
+@pytest.mark.parametrize("given, setting, says", [
+    (missing_mnist, "dataset.download", "downloading MNIST into"),
+    (negative_lr, "optimizer.lr", "Invalid learning rate: -0.1"),
+    pytest.param(unknown_precision, "trainer.precision", "'float7' is not one of", marks=pytest.mark.slow),
+], ids=["mnist_missing", "negative_lr", "unknown_precision"])
+def test_a_bad_setting_is_one_line_before_any_run_folder_or_wandb_run_exists(given, setting, says, tmp_path,
+                                                                            monkeypatch):
+    args = given(tmp_path, monkeypatch)
+    proc = cli("logger=wandb", *args, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path, store=tmp_path / "store")
+    out, err = proc.communicate(timeout=600)
+    lines = (out + err).splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, out + err[-3000:]
+    assert lines[0].startswith(f"prunelab: error: {setting}: ") and says in lines[0] and "Fix: " in lines[0]
+    assert not (tmp_path / "store").exists() and not list(tmp_path.rglob("offline-run-*"))
 
 
 def damaged_results(folder: Path) -> str:

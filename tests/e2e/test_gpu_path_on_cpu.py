@@ -26,7 +26,7 @@ def test_data_held_on_the_device_gives_the_same_run(tmp_path):
 
 
 def test_a_bf16_mixed_precision_run_trains_and_prunes(tmp_path):
-    out = run(compose_config(*MICRO, "store_dir=null", "save_model=false", "+trainer.precision=bf16-mixed"), tmp_path)
+    out = run(compose_config(*MICRO, "store_dir=null", "save_model=false", "trainer.precision=bf16-mixed"), tmp_path)
     assert out.results["weight_sparsity"].tolist() == [0.0, 0.5]
     assert all(math.isfinite(a) for a in out.results["val_acc"])
 

@@ -1,19 +1,29 @@
 """prunelab's pruning callback in a user's own Lightning project, without Hydra: their LightningModule (the
-network itself, no prunelab methods), their datamodule and Trainer; results and W&B logging as in a run."""
+network itself, no prunelab methods), their datamodule and Trainer; results, W&B's layout and the per-stage
+lines as in a run."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+import wandb
 from pytorch_lightning.loggers import WandbLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import prunelab
 from prunelab.pruning import Magnitude, UnstructuredPruner
+from prunelab.summary import run_summary
+from prunelab.tasks import CLASSIFICATION
 from prunelab.training.schedule import Schedule
-from tests.helpers import wandb_run_dirs, wandb_run_file
+from tests.helpers import ROOT, wandb_run_dirs, wandb_run_file
 
 
 class Classifier(pl.LightningModule):
@@ -55,19 +65,25 @@ class Prototypes(pl.LightningDataModule):
         return self._loader(slice(800, 900))
 
 
-@pytest.mark.parametrize("method", ["magnitude", "l1_filter"])
-def test_the_callback_prunes_in_a_users_own_trainer(method, tmp_path):
+def train(method: str, folder: Path) -> Classifier:
+    """The user's script: their module, data and Trainer with the callback and a WandbLogger (offline) in `folder`."""
     pl.seed_everything(0)
     pruner = UnstructuredPruner(Magnitude()) if method == "magnitude" else prunelab.pruner("l1_filter")
     schedule = Schedule(targets=[0.5, 0.8], finetune_epochs=1, pretrain_epochs=2)
-    logger = WandbLogger(save_dir=str(tmp_path), offline=True)
-    callback = prunelab.pruning_callback(pruner, schedule, name=method, folder=tmp_path / "run", loggers=[logger])
+    logger = WandbLogger(save_dir=str(folder), offline=True)
+    callback = prunelab.pruning_callback(pruner, schedule, name=method, folder=folder / "run", loggers=[logger])
     module = Classifier()
     trainer = pl.Trainer(max_epochs=schedule.total_epochs, callbacks=[callback], logger=logger, accelerator="cpu",
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=Prototypes())
     logger.experiment.finish()
+    return module
 
+
+@pytest.mark.parametrize("method", ["magnitude", "l1_filter"])
+def test_the_callback_prunes_in_a_users_own_trainer(method, tmp_path):
+    module = train(method, tmp_path)
+    wandb.teardown()  # waits until W&B has written everything down (finish alone does not)
     rows = pd.read_csv(tmp_path / "run" / "results.csv")
     assert rows["stage"].tolist() == [0, 1, 2] and (rows["method"] == method).all()
     assert rows["test_acc"].iloc[0] > 0.9 and rows["weight_sparsity"].is_monotonic_increasing
@@ -77,6 +93,32 @@ def test_the_callback_prunes_in_a_users_own_trainer(method, tmp_path):
         assert float((hidden == 0).float().mean()) > 0.79
     else:
         assert hidden.shape[0] < 48 and rows["params"].iloc[-1] < rows["params"].iloc[0]
-    history = wandb_run_file(wandb_run_dirs(tmp_path)[0])["history"]
-    logged = [h["stage/test_acc"] for h in history if "stage/test_acc" in h]
+    written = wandb_run_file(wandb_run_dirs(tmp_path)[0])
+    logged = [h["stage/test_acc"] for h in written["history"] if "stage/test_acc" in h]
     assert logged == pytest.approx(rows["test_acc"].tolist())
+    assert_the_commands_wandb_layout(written, rows)
+
+
+def assert_the_commands_wandb_layout(written: dict, rows: pd.DataFrame) -> None:
+    """Stage metrics charted against the parameters pruned, the summary scores, the curve table and the final
+    per-layer sparsity, as a prunelab run logs them (tests/e2e/test_wandb.py)."""
+    axes = {m.name: m.step_metric for m in written["metrics"] if m.name.startswith("stage/")}
+    assert axes["stage/test_acc"] == axes["stage/weight_sparsity"] == "stage/param_sparsity"
+    scores = run_summary(rows, CLASSIFICATION)
+    assert {k: written["summary"][f"summary/{k}"] for k in scores} == pytest.approx(scores)
+    assert any(k.startswith("layer_sparsity/") for k in written["summary"])
+    (curve,) = [h for h in written["history"] if "curve/table/path" in h]
+    assert curve["curve/table/nrows"] == len(rows)
+
+
+def test_the_callback_prints_each_stage_as_the_command_does(tmp_path):
+    """A script that configures no logging, as a user's own training script: each stage's line on stderr."""
+    script = ("from tests.e2e.test_own_trainer import train; "
+              f"train('magnitude', __import__('pathlib').Path({str(tmp_path)!r}))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if re.match(r"prunelab: stage \d/2 ", line)]
+    assert [line.split()[2] for line in lines] == ["0/2", "1/2", "2/2"], done.stderr[-3000:]
+    assert "target 0.8000" in lines[-1] and "acc before ft" in lines[-1]

@@ -1,15 +1,19 @@
 """A user's own criterion, structural importance, model and data set, written as docs/plugins.md shows, run
 through the unchanged `prunelab` command with their config folder on Hydra's search path."""
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
 from prunelab.analysis.gather import gather
 from tests.helpers import PLUGINS_DOC as DOC
-from tests.helpers import TINY, cli, example_files
+from tests.helpers import ROOT, TINY, example_files
 
 
 def example_commands(doc: str) -> dict[str, list[str]]:
@@ -28,13 +32,27 @@ def user_folder(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("method, family", [("grad_magnitude", "gradient"),
-                                            pytest.param("row_norm", "structural", marks=pytest.mark.slow)])
-def test_own_method_model_and_data_run_through_the_cli(method, family, user_folder, tmp_path):
+def as_a_user_runs(*args: str, cwd, store, module: bool = False) -> subprocess.CompletedProcess:
+    """The documented command run as a user runs it, through the `prunelab` console script on PATH (or
+    `python -m prunelab`), from the plugin's folder, which is on no PYTHONPATH. A suite started with
+    PYTHONPATH (a checkout tested without installing it) keeps the package's src on it, and only that."""
+    command = [sys.executable, "-m", "prunelab"] if module else [shutil.which("prunelab")]
+    assert command[0], "the `prunelab` console script is not on PATH: pip install the package"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PRUNELAB_STORE": str(store)}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = str(ROOT / "src")
+    return subprocess.run([*command, *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=300)
+
+
+@pytest.mark.parametrize("method, family, module", [
+    ("grad_magnitude", "gradient", False),
+    ("grad_magnitude", "gradient", True),  # `python -m prunelab` is the same as `prunelab`
+    pytest.param("row_norm", "structural", False, marks=pytest.mark.slow)])
+def test_own_method_model_and_data_run_through_the_command(method, family, module, user_folder, tmp_path):
     args = example_commands(DOC.read_text())[method]
-    proc = cli(*args, *TINY, "schedule.targets=[0.5]", f"hydra.run.dir={tmp_path / 'job'}", cwd=user_folder,
-               store=tmp_path / "store")
-    _, err = proc.communicate(timeout=300)
+    proc = as_a_user_runs(*args, *TINY, "schedule.targets=[0.5]", f"hydra.run.dir={tmp_path / 'job'}",
+                          cwd=user_folder, store=tmp_path / "store", module=module)
+    err = proc.stderr
     assert proc.returncode == 0, err
     rows = pd.read_csv(tmp_path / "job" / "results.csv")
     assert rows[["method", "family", "model", "dataset"]].iloc[0].tolist() == [method, family, "two_layer", "blobs"]
@@ -45,8 +63,9 @@ def test_own_method_model_and_data_run_through_the_cli(method, family, user_fold
 
 @pytest.mark.slow  # starts the command or a multirun: the slow suite (pytest -m slow) runs it
 def test_own_target_that_does_not_import_is_one_line_naming_the_module(user_folder, tmp_path):
-    proc = cli(*example_commands(DOC.read_text())["grad_magnitude"], *TINY, "pruning.criterion._target_=my_method.X",
-               f"hydra.run.dir={tmp_path}", cwd=user_folder, store=tmp_path / "store")
-    _, err = proc.communicate(timeout=300)
+    proc = as_a_user_runs(*example_commands(DOC.read_text())["grad_magnitude"], *TINY,
+                          "pruning.criterion._target_=my_method.X", f"hydra.run.dir={tmp_path}", cwd=user_folder,
+                          store=tmp_path / "store")
+    err = proc.stderr
     assert proc.returncode == 2 and "Traceback" not in err
     assert "no module 'my_method'" in err and str(user_folder) in err

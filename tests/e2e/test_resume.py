@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from prunelab.errors import ConfigError
+from prunelab.paths import RunPaths
+from prunelab.runs.folder import read_status
 from prunelab.runs.run import RunResult
 from prunelab.training.callback import PruningCallback
 from tests.helpers import (
@@ -106,6 +108,26 @@ def test_sigkill_in_the_middle_of_fine_tuning_then_the_same_command_finishes_the
     resumed = pd.read_csv(tmp_path / "second" / "results.csv")
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMES), reference.results.drop(columns=TIMES),
                                   check_dtype=False)
+
+
+def test_ctrl_c_says_the_same_command_continues_the_run_and_records_it_interrupted(tmp_path):
+    store = tmp_path / "store"
+    args = [*TINY, *SMALL, "cache=false", "schedule.pretrain_epochs=1000"]  # long enough to be stopped in training
+    proc = cli(*args, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path, store=store)
+    deadline = time.monotonic() + 600
+    while last_epoch((store / "runs").glob("*")) < 1:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, err = proc.communicate(timeout=600)
+    (run_dir,) = (store / "runs").glob("*")
+    said = [line for line in (out + err).splitlines() if line.startswith("prunelab: ")]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert said == [f"prunelab: interrupted: the run in {run_dir} stopped; run the same command again to continue "
+                     "it from its last checkpoint"]
+    assert read_status(RunPaths(run_dir))["status"] == "interrupted"
+    assert read_status(RunPaths(tmp_path / "job"))["status"] == "interrupted"
 
 
 def test_a_checkpoint_of_another_run_is_refused_saying_what_differs(reference, reference_dir, tmp_path):

@@ -50,6 +50,9 @@ def test_a_run_records_how_it_was_made(tmp_path):
         {"stage": 0, "epochs": 1, "lr": 0.05, "lr_schedule": "prunelab.training.lr.cosine"},
         {"stage": 1, "epochs": 1, "lr": 0.05, "lr_schedule": "prunelab.training.lr.cosine"},
     ]
+    data = build(cfg.dataset)
+    data.setup("fit")
+    assert made["samples"] == {"val": len(data.val_dataloader().dataset), "test": 64}  # SMALL's num_test
 
 
 def test_a_finished_run_made_by_other_code_is_skipped_with_a_warning_and_rerun_runs_it_again(

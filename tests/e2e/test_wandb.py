@@ -1,25 +1,36 @@
 """W&B per run: what lands in the offline run files, and that W&B can never break a run."""
 
 import json
+import re
+from collections import Counter
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 import wandb
+from omegaconf import OmegaConf
 
 from prunelab import summary as run_scores
 from prunelab.tasks import CLASSIFICATION
 from prunelab.analysis import aggregate, gather, report
 from prunelab.config import build
+from prunelab.labels import run_labels, run_name
+from prunelab.paths import RunPaths, run_folder
 from prunelab.pruning.masks import count_parameters
+from prunelab.runs.job import execute
 from prunelab.runs.run import load_dense
 from prunelab.tracking import session
 from tests.helpers import (
+    ROOT,
+    TIMES,
     TINY,
+    Stopped,
     compose_config,
     fake_results,
     run,
+    stop_at_epoch_start,
+    stop_in_epoch,
     wandb_run_dirs,
     wandb_run_file,
 )
@@ -58,6 +69,26 @@ def test_run_is_named_and_tagged_from_its_config(wandb_run):
     config = {item.key: json.loads(item.value_json) for item in logged["run"].config.update}
     assert config["method"] == "magnitude" and config["family"] == "magnitude" and config["seed"] == 0
     assert logged["exit"].exit_code == 0
+
+
+def test_the_readme_names_runs_and_their_folders_as_they_are_named():
+    readme = (ROOT / "README.md").read_text()
+    (wandb_name,) = re.findall(r"W&B run whose config .*?named `([^`]+)`", readme, flags=re.S)
+    (folder,) = re.findall(r"`<store_dir>/runs/([^`]+)/`", readme)
+    labels = run_labels(OmegaConf.to_container(compose_config(), resolve=True))
+    fill = {"<method>": labels["method"], "<model>": labels["model"], "<dataset>": labels["dataset"],
+            "<seed>": str(labels["seed"]), "<hash>": "KEY"}
+    documented = [re.sub("|".join(fill), lambda m: fill[m.group()], doc) for doc in (wandb_name, folder)]
+    assert documented == [run_name(labels), run_folder("store", run_name(labels), "KEY").root.name]
+
+
+def test_each_metric_is_defined_once_and_only_metrics_that_are_logged(wandb_run):
+    _, _, logged = wandb_run
+    defined = Counter(m.name or m.glob_name for m in logged["metrics"])
+    assert set(defined.values()) == {1}, "each definition is sent once"
+    logged_stage_keys = {k for row in logged["history"] for k in row if k.startswith("stage/")}
+    assert {k for k in defined if k.startswith("stage/")} == logged_stage_keys
+    assert len(defined) == len(logged_stage_keys) + 2  # and the trainer's step, its axis for the rest ("*")
 
 
 def test_stage_metrics_equal_results_csv(wandb_run):
@@ -138,6 +169,48 @@ def test_a_failed_run_is_finished_and_marked_failed_in_wandb(tmp_path):
     (run_dir,) = wandb_run_dirs(tmp_path)
     assert wandb_run_file(run_dir)["exit"].exit_code == 1
     assert pd.read_csv(tmp_path / "results.csv")["stage"].tolist() == [0, 1], "finished stages are kept"
+
+
+@pytest.mark.parametrize("stop", [stop_at_epoch_start, stop_in_epoch], ids=["before-a-stage-row", "after-a-stage-row"])
+@pytest.mark.parametrize("epoch", [2, 3], ids=["in-the-first-stage", "after-a-checkpoint"])
+def test_a_killed_run_continued_is_one_wandb_run_holding_each_stage_once(stop, epoch, tmp_path, monkeypatch):
+    """Killed as epoch 2 starts (the first of stage 1, after the store's dense model: no checkpoint of its own
+    yet) or epoch 3 (after one), or just after that start logged a stage's row, then run again: one W&B run id,
+    each stage once."""
+    config = [*WANDB, "logger.mode=offline"]
+    stop(monkeypatch, epoch)
+    with pytest.raises(Stopped):
+        run(compose_config(*config), tmp_path)
+    monkeypatch.undo()
+    run(compose_config(*config), tmp_path)
+    wandb.teardown()
+    first, second = (wandb_run_file(d) for d in wandb_run_dirs(tmp_path))
+    assert first["run"].run_id == second["run"].run_id
+    assert first["run"].resume and second["run"].resume, "wandb sync appends the second part to the first"
+    assert json.loads(RunPaths(tmp_path).wandb_run.read_text()) == {"id": first["run"].run_id, "stages": 3}
+    assert first["run"].display_name == second["run"].display_name
+    assert (first["exit"].exit_code, second["exit"].exit_code) == (1, 0)
+
+    stages = pd.DataFrame([{k.removeprefix("stage/"): v for k, v in row.items() if k.startswith("stage/")}
+                           for part in (first, second) for row in part["history"] if "stage/stage" in row])
+    results = pd.read_csv(tmp_path / "results.csv")
+    numeric = results.select_dtypes("number").columns.drop(TIMES, errors="ignore")
+    assert stages["stage"].tolist() == [0, 1, 2], "each stage once, in order"
+    assert stages[numeric].to_numpy() == pytest.approx(results[numeric].to_numpy())
+    for part in (first, second):
+        assert set(Counter(m.name or m.glob_name for m in part["metrics"]).values()) == {1}
+    assert second["summary"]["summary/final_acc"] == pytest.approx(results["test_acc"].iloc[-1])
+
+
+def test_a_run_done_and_rerun_is_a_new_wandb_run(tmp_path):
+    config = [*QUICK, "logger.mode=offline", f"store_dir={tmp_path / 'store'}"]
+    execute(compose_config(*config), tmp_path / "first")
+    execute(compose_config(*config, "rerun=true"), tmp_path / "second")
+    wandb.teardown()
+    (run_dir,) = (tmp_path / "store" / "runs").iterdir()
+    done, rerun = (wandb_run_file(d) for d in wandb_run_dirs(run_dir))
+    assert done["run"].run_id != rerun["run"].run_id
+    assert [[h["stage/stage"] for h in part["history"] if "stage/stage" in h] for part in (done, rerun)] == [[0, 1]] * 2
 
 
 def test_sweep_runs_are_grouped_by_their_sweep_directory():

@@ -9,7 +9,7 @@ import yaml
 
 from prunelab import summary
 from prunelab.tasks import CLASSIFICATION
-from prunelab.analysis import aggregate, compare, gather
+from prunelab.analysis import aggregate, compare, figures, gather, report
 from prunelab.labels import FAMILIES
 from prunelab.paths import ComparisonPaths
 from tests.helpers import (
@@ -108,15 +108,121 @@ def test_plot_has_one_line_per_method_styled_by_family(tmp_path):
     write_sweep(tmp_path, {"taylor": [0.9, 0.89, 0.85], "snip": [0.9, 0.87, 0.82]}, family="gradient")
     fig = compare.compare(gather.gather([tmp_path])).figure
     curves, lines = fig.axes[0], fig.axes[0].get_lines()
-    assert sorted(line.get_label() for line in lines) == ["magnitude", "random", "snip", "taylor"]
+    assert sorted(line.get_label() for line in lines) == ["dense", "magnitude", "random", "snip", "taylor"]
     style = {line.get_label(): (line.get_linestyle(), line.get_color()) for line in lines}
     assert style["random"][0] != style["magnitude"][0], "families differ in line style"
     assert style["taylor"][0] == style["snip"][0] and style["taylor"][1] != style["snip"][1], "one family, two shades"
-    assert [ax.get_title() for ax in fig.axes] == ["after fine-tuning", "before fine-tuning (validation)",
-                                                   "after fine-tuning"]
     assert fig.axes[1].get_ylabel() == "acc before ft (%)" and fig.axes[2].get_xlabel() == "nonzero params"
     assert fig.axes[0].get_xlabel() == "parameters remaining (%)"
-    assert sorted(t.get_text() for t in curves.get_legend().get_texts()) == ["magnitude", "random", "snip", "taylor"]
+    assert sorted(t.get_text() for t in curves.get_legend().get_texts()) == [
+        "dense", "magnitude", "random", "snip", "taylor"]
+
+
+def test_every_panel_says_what_it_shows_and_ticks_the_targets(tmp_path):
+    write_sweep(tmp_path, {"magnitude": [0.9, 0.88, 0.8]}, targets=(0.5, 0.9))
+    fig = compare.compare(gather.gather([tmp_path])).figure
+    assert [ax.get_title() for ax in fig.axes] == ["test acc after fine-tuning",
+                                                   "validation acc right after pruning, before fine-tuning",
+                                                   "test acc after fine-tuning, by nonzero params"]
+    for ax in fig.axes[:2]:  # the parameters remaining at dense and at each target reached
+        assert ax.get_xticks().tolist() == pytest.approx([100, 50, 10])
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "50", "10"]
+
+
+def saturated_sweep(tmp_path, samples=None):
+    """One seed of a method that stays within a test image or two of dense: 99.2, 99.0, 98.6 %."""
+    write_sweep(tmp_path, {"magnitude": [0.992, 0.990, 0.986]}, seeds=(0,))
+    if samples:
+        for run in tmp_path.iterdir():
+            budget = [{"stage": k, "epochs": 1, "lr": 0.1} for k in range(3)]
+            (run / "protocol.json").write_text(json.dumps({"budget": budget, "samples": samples}))
+    return compare.compare(gather.gather([tmp_path]))
+
+
+def test_each_panel_has_the_dense_value_as_a_reference_line(tmp_path):
+    test, before, speed = saturated_sweep(tmp_path).figure.axes
+    for ax in (test, before, speed):
+        (dense,) = [line for line in ax.get_lines() if line.get_label() == "dense"]
+        assert list(dense.get_ydata()) == pytest.approx([99.2, 99.2])
+
+
+def test_the_y_range_is_never_narrower_than_a_few_samples_of_the_split_drawn(tmp_path):
+    test, before, speed = saturated_sweep(tmp_path, {"val": 180, "test": 360}).figure.axes
+    for ax, one in ((test, 100 / 360), (before, 100 / 180), (speed, 100 / 360)):
+        low, high = ax.get_ylim()
+        assert high - low >= figures.MIN_SAMPLES * one - 1e-9 and high <= 100
+        assert low <= 98.6 and high >= 99.2, "every point still shows"
+    assert test.get_ylabel() == "test acc (%)\n1 test sample = 0.28 points"
+    assert before.get_ylabel() == "acc before ft (%)\n1 validation sample = 0.56 points"
+    unknown, _, _ = saturated_sweep(tmp_path / "unrecorded").figure.axes  # no recorded split size: autoscaled
+    assert unknown.get_ylim()[1] - unknown.get_ylim()[0] < figures.MIN_SAMPLES * 100 / 360
+
+
+def test_the_y_range_stays_within_0_and_100_percent():
+    assert figures.widened(99.5, 99.9, 2.0, 100) == (98.0, 100)
+    assert figures.widened(0.1, 0.2, 2.0, 100) == (0.0, 2.0)
+    assert figures.widened(40, 60, 2.0, 100) == (40, 60)
+    assert figures.widened(50, 50, 200, 100) == (0.0, 100)
+
+
+def test_the_structural_note_appears_only_when_a_structural_method_ran(tmp_path):
+    note = "Structural targets are channel ratios"
+    write_sweep(tmp_path / "u", {"magnitude": [0.9, 0.8, 0.7]})
+    assert note not in compare.compare(gather.gather([tmp_path / "u"])).markdown
+    write_sweep(tmp_path / "s", {"l1_filter": [0.9, 0.7, 0.5]}, family="structural")
+    assert note in compare.compare(gather.gather([tmp_path])).markdown
+
+
+def failed_store_run(folder, targets=(0.5, 0.8)):
+    """A run folder of the store (no Hydra config) whose run failed after the dense stage."""
+    folder.mkdir(parents=True)
+    fake_results("taylor", 0, [0.9], targets, family="gradient").to_csv(folder / "results.csv", index=False)
+    (folder / "status.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: pruning bug"}))
+    budget = [{"stage": k, "epochs": 1, "lr": 0.1} for k in range(len(targets) + 1)]
+    (folder / "protocol.json").write_text(json.dumps({"budget": budget}))
+    return folder
+
+
+def test_the_report_leaves_out_failed_and_unfinished_runs_and_lists_them(tmp_path, capsys):
+    write_sweep(tmp_path / "sweep", {"magnitude": [0.90, 0.80, 0.70], "random": [0.90, 0.60, 0.30]},
+                family="random")
+    failed = failed_store_run(tmp_path / "store" / "runs" / "taylor-abc")
+    running = write_run(tmp_path / "store" / "runs" / "snip-def", "snip", 0, [0.9, 0.85, 0.8], family="gradient")
+    (running / "status.json").write_text(json.dumps({"status": "running"}))
+    dense = write_run(tmp_path / "dense-only", "magnitude", 3, [0.9], targets=())
+    sweep = gather.gather([tmp_path])
+    reasons = dict(sweep.skipped)
+    assert reasons == {str(failed): "failed: RuntimeError: pruning bug", str(running): "unfinished (status running)",
+                       str(dense): "dense only: no pruned stage to compare"}
+    assert set(sweep.runs["method"]) == {"magnitude", "random"}
+    report.main([str(tmp_path), "--out", str(tmp_path / "out")])
+    text = capsys.readouterr().out
+    assert "At 80.00% of the parameters pruned" in text, "the highest sparsity every complete run reaches"
+    assert f"- `{failed}`: failed: RuntimeError: pruning bug" in text and "4 runs compared, 3 left out" in text
+
+
+def test_runs_of_two_datasets_are_compared_each_in_its_own_group_never_ranked_together(tmp_path):
+    write_sweep(tmp_path / "digits", {"magnitude": [0.90, 0.80, 0.70]})
+    write_sweep(tmp_path / "digits", {"random": [0.90, 0.60, 0.30]}, family="random")
+    write_sweep(tmp_path / "mnist", {"taylor": [0.99, 0.98, 0.97]}, family="gradient", dataset="mnist")
+    comparison = compare.compare(gather.gather([tmp_path]))
+    text = comparison.markdown
+    # magnitude is the best on digits at every target though taylor, on mnist, is higher
+    assert "| magnitude (digits) | magnitude | 2 | **90.50 ± 0.71** | **80.50 ± 0.71** | **70.50 ± 0.71** |" in text
+    digits, mnist = text.split("## classification / mlp / digits")[1].split("## classification / mlp / mnist")
+    assert "| taylor (mnist) | gradient | 2 | **99.50 ± 0.71** | **98.50 ± 0.71** | **97.50 ± 0.71** |" in mnist
+    assert "taylor" not in digits and "magnitude" not in mnist
+    assert "best family magnitude, worst random, 40.0 points apart" in digits and "one family (gradient)" in mnist
+    assert list(comparison.groups) == [("classification", "mlp", "digits"), ("classification", "mlp", "mnist")]
+    assert sorted(comparison.table["dataset"].unique()) == ["digits", "mnist"]
+    fig = comparison.figure
+    assert len(fig.axes) == 6, "a row of three panels per group"
+    first_row = {line.get_label() for ax in fig.axes[:3] for line in ax.get_lines()}
+    assert first_row == {"magnitude (digits)", "random (digits)", "dense"}
+    assert {line.get_label() for line in fig.axes[3].get_lines()} == {"taylor (mnist)", "dense"}
+    assert [f.get_suptitle() for f in fig.subfigs] == ["classification / mlp / digits / iterative: mean ± std over "
+                                                       "2 seeds", "classification / mlp / mnist / iterative: mean "
+                                                       "± std over 2 seeds"]
 
 
 def test_second_panel_prefers_speedup_when_the_column_exists(tmp_path):
@@ -182,10 +288,10 @@ def test_the_comparison_carries_each_methods_protocol(tmp_path):
                            {"stage": 1, "epochs": 3, "lr": 0.005, "lr_schedule": "prunelab.training.lr.cosine"},
                            {"stage": 2, "epochs": 3, "lr": 0.005, "lr_schedule": "prunelab.training.lr.cosine"}]}
     for run in tmp_path.iterdir():
-        (run / "protocol.json").write_text(json.dumps(protocol))
+        (run / "protocol.json").write_text(json.dumps({**protocol, "samples": {"val": 144, "test": 360}}))
     comparison = compare.compare(gather.gather([tmp_path]))
     row = ("| magnitude | prunelab 0.1.0 0123456789ab (dirty) | torch 2.14.1 | cpu | ffffffffffffffff | dense 15 epochs "
-           "at lr 0.05; 2 stages of 3 epochs at lr 0.005 (cosine LR) |")
+           "at lr 0.05; 2 stages of 3 epochs at lr 0.005 (cosine LR) | val 144, test 360 |")
     assert row in comparison.markdown
     assert (comparison.table["code"] == "prunelab 0.1.0 0123456789ab (dirty)").all()
 

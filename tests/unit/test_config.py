@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from prunelab.config import build
-from tests.helpers import compose_config, options
+from tests.helpers import compose_config, language_models, options, tiny_llama
 
 # A dataset each model accepts (the digits default suits the small models).
 MODEL_DATA = {"lenet5": ["dataset=synthetic", "dataset.input_shape=[1,28,28]"],
@@ -18,7 +18,9 @@ CIFAR_LIKE = ["dataset=synthetic", "dataset.input_shape=[3,32,32]"]
 
 
 @pytest.mark.parametrize("model", options("model"))
-def test_every_model_composes_instantiates_and_runs(model):
+def test_every_model_composes_instantiates_and_runs(model, tmp_path):
+    if model in language_models():
+        return _check_language_model(model, tmp_path)
     data = MODEL_DATA.get(model, CIFAR_LIKE if model.startswith("resnet") else [])
     cfg = compose_config(f"model={model}", *data)
     net = build(cfg.model)
@@ -27,11 +29,23 @@ def test_every_model_composes_instantiates_and_runs(model):
     assert isinstance(cfg.model.name, str) and cfg.model.name
 
 
+def _check_language_model(model: str, tmp_path) -> None:
+    """A language model (a size, or a folder saved by save_pretrained) over the text's vocabulary: per-token logits."""
+    tiny_llama(vocab_size=256).lm.save_pretrained(tmp_path / "saved")
+    cfg = compose_config(f"model={model}", "dataset=text", "dataset.vocab_size=256", f"+model.path={tmp_path / 'saved'}"
+                         if model == "causal_lm" else "dataset.seq_len=16")
+    ids = torch.randint(256, (2, 16))
+    assert build(cfg.model)(ids).shape == (2, 16, 256) and cfg.model.name == model
+
+
 @pytest.mark.parametrize("dataset", options("dataset"))
 def test_every_dataset_composes_and_instantiates(dataset, tmp_path):
     extra = ["dataset.root=" + str(tmp_path), "dataset.num_classes=3"] if dataset == "imagefolder" else []
     cfg = compose_config(f"dataset={dataset}", *extra)
     dm = build(cfg.dataset)
+    if dataset == "text":  # windows of token ids, no classes
+        assert dm.input_shape == (cfg.dataset.seq_len,) and cfg.task.name == "language_modeling"
+        return
     assert list(dm.input_shape) == list(cfg.dataset.input_shape) and dm.num_classes == cfg.dataset.num_classes
 
 

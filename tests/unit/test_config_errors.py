@@ -1,6 +1,9 @@
 """Whole classes of ordinary mistakes get one ConfigError naming the setting and the fix, before any training:
-Trainer settings Lightning rejects, keys that nothing reads, files that are not what they claim, a store that
-cannot be written. (tests/e2e/test_errors.py runs one of each through the command.)"""
+Trainer settings Lightning rejects, optimizer settings torch rejects, keys that nothing reads, files that are
+not what they claim, a store that cannot be written. (tests/e2e/test_errors.py runs one of each through the
+command.)"""
+
+import json
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from prunelab.runs import resume, schemas
 from prunelab.runs.folder import read_results
 from prunelab.runs.hardware import check_trainer
 from prunelab.runs.job import writable
+from prunelab.runs.optimizer import check_optimizer
 from prunelab.runs.run import load_dense
 from tests.helpers import compose_config
 
@@ -40,6 +44,33 @@ def test_a_hardware_setting_lightning_rejects_is_named(trainer, setting):
     not torch.cuda.is_available(), reason="no GPU"))])
 def test_the_shipped_trainers_pass(trainer):
     check_trainer(dict(compose_config(f"trainer={trainer}").trainer))
+
+
+SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05, "momentum": 0.9, "nesterov": True}
+
+
+@pytest.mark.parametrize("optimizer, setting", [
+    ({**SGD, "lr": -0.1}, "optimizer.lr"),
+    ({**SGD, "momentum": -0.5}, "optimizer.momentum"),
+    ({**SGD, "momentum": 0.0}, "optimizer.nesterov"),  # Nesterov needs momentum: the flag is what to change
+    ({**SGD, "weight_decay": -1.0}, "optimizer.weight_decay"),
+    ({"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, "betas": [1.5, 0.999]}, "optimizer.betas"),
+])
+def test_an_optimizer_setting_torch_rejects_is_named_with_its_default(optimizer, setting):
+    with pytest.raises(ConfigError) as err:
+        check_optimizer(optimizer)
+    assert err.value.setting == setting and f"rejected by {optimizer['_target_']}" in err.value.problem
+    assert "its default" in err.value.fix
+
+
+def test_the_shipped_optimizer_passes():
+    check_optimizer(dict(compose_config().optimizer))
+
+
+def test_a_precision_lightning_does_not_know_is_named_with_the_ones_it_does():
+    with pytest.raises(ConfigError) as err:
+        schemas.check(compose_config("trainer.precision=float7"))
+    assert err.value.setting == "trainer.precision" and "'bf16-mixed'" in err.value.fix
 
 
 @pytest.mark.parametrize("override, setting", [
@@ -114,3 +145,29 @@ def test_a_store_that_cannot_be_written_is_named(tmp_path):
     with pytest.raises(ConfigError) as err:
         writable(tmp_path / "a_file" / "store" / "runs" / "x")
     assert err.value.setting == "store_dir" and "cannot write" in err.value.problem
+
+
+def test_dense_weights_are_checked_against_the_record_beside_them(tmp_path):
+    from prunelab.config import build
+    from prunelab.runs.protocol import check_dense_record, data_fingerprint
+    from tests.helpers import compose_config
+
+    cfg = compose_config()
+    datamodule = build(cfg.dataset)
+    weights = tmp_path / "dense.pt"
+    weights.write_bytes(b"")
+    check_dense_record(weights, {"name": "digits_cnn"}, datamodule)  # no record: loads unchecked
+    (tmp_path / "protocol.json").write_text(json.dumps({"data": data_fingerprint(datamodule)}))
+    (tmp_path / "settings.json").write_text(json.dumps({"model": {"name": "digits_cnn"}}))
+    check_dense_record(weights, {"name": "digits_cnn"}, datamodule)
+    with pytest.raises(ConfigError, match="was trained as model") as err:
+        check_dense_record(weights, {"name": "digits_cnn", "width": 2}, datamodule)
+    assert err.value.setting == "dense_checkpoint"
+    (tmp_path / "protocol.json").write_text(json.dumps({"data": "0" * 64}))
+    with pytest.raises(ConfigError, match="trained on other data"):
+        check_dense_record(weights, {"name": "digits_cnn"}, datamodule)
+
+
+def test_checking_that_a_store_can_be_written_makes_nothing(tmp_path):
+    writable(tmp_path / "store" / "runs" / "x")
+    assert list(tmp_path.iterdir()) == []

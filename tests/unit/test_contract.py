@@ -33,13 +33,27 @@ def test_every_pruning_option_builds_a_pruner_that_keeps_the_contract(option):
     check_contract(build(compose_config(f"pruning={option}").pruning))
 
 
-def test_the_plugin_example_keeps_the_contract(tmp_path):
+def plugin_example(tmp_path):
     path = tmp_path / "my_methods.py"
     path.write_text(example_files(PLUGINS_DOC.read_text())["my_methods.py"])
     spec = importlib.util.spec_from_file_location("plugin_example", path)
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
+    return plugin
+
+
+def test_the_plugin_example_keeps_the_contract(tmp_path):
+    plugin = plugin_example(tmp_path)
     check_contract(UnstructuredPruner(plugin.GradMagnitude()))
+    check_contract(plugin.LayerMagnitude())
+
+
+def test_the_example_pruner_of_ones_own_prunes_the_target_and_zeroes_it(tmp_path):
+    pruner, model = plugin_example(tmp_path).LayerMagnitude(), nn.Sequential(nn.Linear(8, 6), nn.Linear(6, 4))
+    params = pruner.parameters(model)
+    masks = pruner.prune(model, {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, 0.5, None)
+    assert masks.keys() == params.keys() == {"0.weight"}  # the output layer keeps its weights
+    assert int(masks["0.weight"].sum()) == 24 and torch.all(model[0].weight[~masks["0.weight"]] == 0)
 
 
 def test_the_base_hooks_do_nothing():

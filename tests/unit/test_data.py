@@ -23,7 +23,7 @@ from prunelab.data import (
 from prunelab.data.split import split_indices
 from prunelab.data.tensors import TensorSource
 from prunelab.errors import ConfigError
-from tests.helpers import CONF, SHARED_DATA
+from tests.helpers import CONF, SHARED_DATA, text_corpus
 
 HAS_MNIST = (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 DATASET_YAMLS = sorted((CONF / "dataset").glob("*.yaml"))
@@ -67,6 +67,13 @@ def test_every_dataset_config_builds(path, tmp_path):
         cfg = dataset_config(path, root=str(folders[0]), test_root=str(folders[1]), cache_dir=str(tmp_path / "cache"))
     elif name == "mnist" and HAS_MNIST:
         cfg = dataset_config(path, data_dir=str(SHARED_DATA))
+    elif name == "text":  # token windows of a small corpus: ids and their next tokens, no classes
+        cfg = dataset_config(path, data_dir=str(text_corpus(tmp_path / "corpus")), cache_dir=str(tmp_path / "cache"),
+                             vocab_size=256, seq_len=16)
+        del cfg.dataset["defaults"]  # Hydra's, read when it composes the config
+        x, y = first_train_batch(build(cfg.dataset))
+        assert x.shape[1:] == (16,) and x.dtype == torch.int64 and torch.equal(x[:, 1:], y[:, :-1])
+        return
     elif name in FIRST_FILE:
         cfg = dataset_config(path, data_dir=str(tmp_path), download=False)
         with pytest.raises(ConfigError, match="dataset.download=true") as error:
@@ -89,7 +96,7 @@ def test_every_dataset_constructor_states_each_of_its_settings(path):
     node = OmegaConf.to_container(OmegaConf.load(path))
     params = inspect.signature(_locate(node["_target_"])).parameters
     assert all(p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params.values())
-    assert {key for key in node if key not in ("name", "_target_")} <= set(params)
+    assert {key for key in node if key not in ("name", "_target_", "defaults")} <= set(params)
 
 
 def test_image_folder_splits_and_test_root(tmp_path):
@@ -174,6 +181,41 @@ def test_bad_settings_are_config_errors(kwargs, setting):
     datamodule = DigitsDataModule(**{"input_shape": [1, 8, 8], "num_classes": 10, **kwargs})
     with pytest.raises(ConfigError, match=setting):
         datamodule.check()
+
+
+# The data sets held in memory, whose training split `dataset.limit` caps.
+IN_MEMORY = ["digits", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+
+
+def in_memory(name: str, **overrides):
+    """The built datamodule of `conf/dataset/<name>.yaml` with `overrides`, set up (MNIST from ../shared/data)."""
+    if name == "mnist":
+        if not HAS_MNIST:
+            pytest.skip("MNIST is not in ../shared/data")
+        overrides = {"data_dir": str(SHARED_DATA), **overrides}
+    elif name in FIRST_FILE:
+        pytest.skip(f"{name}'s files are not in ../shared/data")
+    datamodule = build(dataset_config(CONF / "dataset" / f"{name}.yaml", **overrides).dataset)
+    datamodule.setup("fit")
+    return datamodule
+
+
+@pytest.mark.parametrize("name", IN_MEMORY)
+def test_limit_caps_the_training_split_of_an_in_memory_data_set_and_keeps_validation_and_test(name):
+    whole, capped = in_memory(name), in_memory(name, limit=50)
+    assert len(capped.splits["train"]) == 50 < len(whole.splits["train"])
+    for split in ("val", "test"):
+        assert len(capped.splits[split]) == len(whole.splits[split])
+    again = in_memory(name, limit=50)
+    assert torch.equal(again.splits["train"].y, capped.splits["train"].y), "the choice is fixed by split_seed"
+
+
+def test_limit_must_be_at_least_one_and_a_folder_data_set_does_not_take_it():
+    with pytest.raises(ConfigError, match="dataset.limit"):
+        DigitsDataModule(input_shape=[1, 8, 8], num_classes=10, limit=0).check()
+    names = {path.stem for path in DATASET_YAMLS if "limit" in OmegaConf.load(path)}
+    assert names == {*IN_MEMORY, "cifar10_jpeg", "text"}  # text: windows of each split
+    assert "limit" not in inspect.signature(ImageFolderDataModule).parameters
 
 
 @pytest.mark.skipif(not HAS_MNIST, reason="MNIST is not in ../shared/data")

@@ -81,6 +81,8 @@ def test_weight_sparsity_counts_zeroed_and_removed_weights_of_the_dense_count():
     assert weight_sparsity(params) == sparsity(masks) == pytest.approx(10 / 30)
     shrunk = {"a": torch.ones(2, 5), "b": torch.ones(10)}  # half of a's rows removed, no masks
     assert weight_sparsity(shrunk, 30) == pytest.approx(10 / 30)
+    params["a"][:2] = float("nan")  # a diverged run: what the masks prune still counts as pruned
+    assert weight_sparsity(params, 30, masks) == pytest.approx(10 / 30)
 
 
 def test_param_sparsity_counts_every_tensor_against_the_dense_model():

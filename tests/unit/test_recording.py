@@ -1,6 +1,6 @@
 """A stage's results row: every measure under its column, in results.csv's order."""
 
-from prunelab.training.recording import StageMeasures, has_row, stage_row
+from prunelab.training.recording import StageMeasures, has_row, stage_line, stage_row
 
 
 def measures(test: dict) -> StageMeasures:
@@ -31,3 +31,11 @@ def test_a_lower_is_better_metric_names_its_own_columns():
                       stage_time_s=1.0, wall_time_s=2.0)
     row = stage_row({}, m)
     assert (row["ppl_before_ft"], row["val_ppl"], row["test_ppl"]) == (40.0, 30.0, 31.0) and "test_acc" not in row
+
+
+def test_a_stage_line_says_the_target_both_sparsities_and_the_metric_before_and_after_fine_tuning():
+    row = stage_row({}, measures({"acc": 0.75}))
+    assert stage_line(row, 3, "acc") == ("stage 1/3  target 0.5000  weights pruned 0.4900 (parameters 0.4500)  acc"
+                                         " before ft 0.7000 -> after ft 0.8000  (test 0.7500)")
+    older = {k: v for k, v in row.items() if k != "param_sparsity"}  # a results.csv of before the column
+    assert "(parameters nan)" in stage_line(older, 3, "acc")

@@ -93,7 +93,7 @@ def test_the_comparison_and_the_report_rank_the_lowest_first(tmp_path, capsys):
         write_ppl_run(tmp_path / f"mag_s{seed}", "magnitude", seed, [v + 0.02 * seed for v in (20.0, 22.0, 40.0)])
         write_ppl_run(tmp_path / f"rand_s{seed}", "random", seed, [v + 0.02 * seed for v in (20.0, 35.0, 90.0)])
     sweep = gather.gather([tmp_path])
-    assert sweep.task == TASK
+    assert sweep.tasks == {(TASK.name, "tiny_llama", "text"): TASK}
     comparison = compare.compare(sweep)
     text = comparison.markdown
     assert "Test ppl per target sparsity (lower is better)" in text
@@ -122,5 +122,13 @@ def test_runs_of_two_tasks_are_not_ranked_together(tmp_path):
     fake_dir = tmp_path / "cls"
     (fake_dir / ".hydra").mkdir(parents=True)
     fake_results("magnitude", 0, [0.9, 0.8, 0.7]).to_csv(fake_dir / "results.csv", index=False)
-    with pytest.raises(ValueError, match="different tasks"):
-        gather.gather([tmp_path])
+    sweep = gather.gather([tmp_path])
+    lm, cls = (TASK.name, "tiny_llama", "text"), ("classification", "mlp", "digits")
+    assert sweep.tasks == {cls: tasks.CLASSIFICATION, lm: TASK}
+    comparison = compare.compare(sweep)
+    text = comparison.markdown
+    assert text.index("## classification / mlp / digits") < text.index("Test acc (%) per target sparsity") < text.index(
+        "## fake_lm / tiny_llama / text") < text.index("Test ppl per target sparsity (lower is better)")
+    assert {key: part.task for key, part in comparison.groups.items()} == {cls: tasks.CLASSIFICATION, lm: TASK}
+    ylabels = [ax.get_ylabel() for ax in comparison.figure.axes]
+    assert ylabels[0] == "test acc (%)" and "test ppl" in ylabels, "a row of panels per task, each in its metric"

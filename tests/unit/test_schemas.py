@@ -5,9 +5,10 @@ import pytest
 
 from prunelab.errors import ConfigError
 from prunelab.runs import schemas
-from tests.helpers import TINY, compose_config, options, prepare
+from tests.helpers import TINY, compose_config, language_models, options, prepare
 
-NEEDS = {"imagefolder": ["dataset.root=.", "dataset.num_classes=3"]}
+NEEDS = {"imagefolder": ["dataset.root=.", "dataset.num_classes=3"], "text": ["model=llama_tiny"],
+         **{lm: ["dataset=text"] for lm in language_models()}, "causal_lm": ["model.path=.", "dataset=text"]}
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in schemas.GROUPS for o in options(g)])

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
-import wandb
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -69,6 +68,8 @@ def load(paths: Iterable[str] = (), project: str | None = None, group: str | Non
     """Runs from directories/globs and from a W&B project ("entity/project", optionally one group)."""
     runs, skipped = gather.collect(paths)
     if project:
+        import wandb  # here, not at the top: every `prunelab` command loads this module for its sweep callback
+
         api_runs = wandb.Api().runs(project, filters={"group": group} if group else None)
         more, more_skipped = wandb_runs(api_runs)
         runs, skipped = runs + more, skipped + more_skipped
@@ -112,6 +113,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     """The `prunelab-report` command."""
+    import wandb
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse(argv)
     try:
@@ -125,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     comparison = compare.compare(sweep)
     paths = compare.write(comparison, args.out)
     print(comparison.markdown)
-    print(f"{sweep.runs['run'].nunique()} runs compared; wrote " + ", ".join(map(str, paths.files())))
+    groups = f" in {len(comparison.groups)} groups" if len(comparison.groups) > 1 else ""
+    print(f"{sweep.runs['run'].nunique()} runs compared{groups}, {len(sweep.skipped)} left out; wrote "
+          + ", ".join(map(str, paths.files())))
 
 
 if __name__ == "__main__":

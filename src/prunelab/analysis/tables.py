@@ -1,11 +1,13 @@
-"""The comparison as markdown: the metric, separation, summary, scratch-control, deployment and protocol
-tables, and the document that joins them. Every ranking reads the task's metric: its direction and tolerance."""
+"""The comparison as markdown: per group of runs (one task, model and dataset) the metric, separation, summary,
+scratch-control, deployment and protocol tables, and the document that joins the groups. Every ranking reads the
+task's metric, its direction and tolerance, and ranks the runs of one group only."""
 
 import numpy as np
 import pandas as pd
 
 from prunelab import results
 from prunelab.analysis.aggregate import BASE, N, RETRAIN, SERIES, beyond_spread, mean, separation, std
+from prunelab.labels import STRUCTURAL
 from prunelab.tasks import Task
 
 FAMILY = results.LABELS[1]
@@ -57,9 +59,10 @@ def separation_text(table: pd.DataFrame, task: Task) -> str:
     unit = "points" if metric.percent else metric.name
     rows = [[r[SERIES], r[FAMILY], f"{metric.scale * r[test]:.2f}", f"{metric.scale * r[before]:.2f}"]
             for _, r in table.iterrows()]
+    verdict = (f"best family {top}, worst {bottom}, {gap:.1f} {unit} apart after fine-tuning" if len(family) > 1
+               else f"one family ({top})")
     head = (f"At {100 * table[results.AXIS].iloc[0]:.2f}% of the parameters pruned ({results.AXIS}), the highest "
-            f"sparsity every method reaches (each curve read between its points), mean over seeds: best family {top}, "
-            f"worst {bottom}, {gap:.1f} {unit} apart after fine-tuning.")
+            f"sparsity every method reaches (each curve read between its points), mean over seeds: {verdict}.")
     header = ["method", FAMILY, f"{test}{metric.unit}", "before fine-tuning (val" + (", %" if metric.percent else "") + ")"]
     return head + "\n\n" + _markdown_table(header, rows)
 
@@ -129,17 +132,24 @@ def deployment_table(agg: pd.DataFrame) -> str | None:
     return _markdown_table(header, rows)
 
 
-def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, str]], task: Task) -> str:
-    """The comparison as a markdown document: the metric table, the summary table, what was left out."""
+def intro(agg: pd.DataFrame, task: Task) -> str:
+    """What the metric table shows; that structural targets are channel ratios only when a structural method ran."""
     metric = task.metric
-    test = results.test(metric.name)
     better = "higher" if metric.higher_is_better else "lower"
-    parts = [f"{test.replace('_', ' ').capitalize()}{metric.unit} per target sparsity ({better} is better), mean ± std "
-             "over seeds (n runs); the best per target in bold, ▼ worse than the best by more than both spreads over "
-             "seeds together. Structural targets are channel ratios: the tables below compare at equal "
-             f"parameter sparsity ({results.AXIS}).",
-             metric_table(agg, task),
-             separation_text(separation(agg, task), task),
+    text = (f"{results.test(metric.name).replace('_', ' ').capitalize()}{metric.unit} per target sparsity ({better} "
+            "is better), mean ± std over seeds (n runs); the best per target in bold, ▼ worse than the best by more "
+            "than both spreads over seeds together.")
+    if STRUCTURAL in set(agg[FAMILY]):
+        text += (" Structural targets are channel ratios: the tables below compare at equal parameter sparsity "
+                 f"({results.AXIS}).")
+    return text
+
+
+def section(title: str, agg: pd.DataFrame, summary: pd.DataFrame, task: Task) -> str:
+    """The comparison of one group of runs (one task, model and dataset) as markdown, headed by `title`: the
+    metric table, the separation, the summary table, scratch controls and deployment where there are any."""
+    metric = task.metric
+    parts = [f"## {title}", intro(agg, task), metric_table(agg, task), separation_text(separation(agg, task), task),
              f"Per method: the highest {results.AXIS} within {metric.tolerance_text} of the dense {metric.name}, and "
              f"the area under {metric.name} vs {results.AXIS} (trapezoid from 0 to the last sparsity reached).",
              summary_table(summary, task)]
@@ -152,8 +162,17 @@ def markdown(agg: pd.DataFrame, summary: pd.DataFrame, skipped: list[tuple[str, 
     if deployed:
         parts += ["The final models on CPU (one thread, median ms per batch): PyTorch and ONNX Runtime, beside the "
                   "speedup the nonzero MACs promise over dense.", deployed]
+    return "\n\n".join(parts)
+
+
+def document(sections: list[str], skipped: list[tuple[str, str]]) -> str:
+    """The comparison as one markdown document: a section per group, then every run left out and why."""
+    parts = list(sections)
+    if len(sections) > 1:
+        parts.insert(0, f"{len(sections)} groups of runs (task / model / dataset), each compared on its own: "
+                        "methods are ranked within a group, never across groups.")
     if skipped:
-        parts.append("Left out: " + "; ".join(f"`{run}` ({why})" for run, why in skipped))
+        parts.append(f"Left out ({len(skipped)}):\n\n" + "\n".join(f"- `{run}`: {why}" for run, why in skipped))
     return "\n\n".join(parts) + "\n"
 
 

@@ -33,7 +33,8 @@ class Digits(TensorSource):
 class DigitsDataModule(DataModule):
     """8x8 grey digits, 10 classes; `test_fraction` of the images is held out as the test split.
 
-    The test split is fixed by `split_seed`; validation is carved from the remainder.
+    The test split is fixed by `split_seed`; validation is carved from the remainder; `limit` caps the training
+    split (see Split).
     """
 
     def __init__(
@@ -48,8 +49,9 @@ class DigitsDataModule(DataModule):
         seed: int = 0,
         *,
         test_fraction: float = 0.2,
+        limit: int | None = None,
         device: str = "cpu",
     ):
-        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
                          Digits(test_fraction, split_seed),
                          WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))

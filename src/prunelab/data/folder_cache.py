@@ -19,11 +19,12 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from prunelab.atomic import save_torch
 from prunelab.data.folder import class_folders, files_digest, folder_files
 from prunelab.errors import ConfigError
+from prunelab.paths import user_cache
 
 
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/prunelab/folders, else ~/.cache/prunelab/folders (data folders may be read-only)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prunelab" / "folders"
+    return user_cache("folders")
 
 
 def image_files(root: Path, setting: str) -> list[tuple[str, int]]:

@@ -58,6 +58,7 @@ class DataModule(pl.LightningDataModule):
         self.shape, self.split, self.source, self.batching = shape, split, source, batching
         self.augmentation = augmentation
         self.splits: dict[str, Dataset] | None = None
+        self._prepared = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -74,9 +75,13 @@ class DataModule(pl.LightningDataModule):
         self.source.check(self.shape)
 
     def prepare_data(self) -> None:
-        """Fetch or cache what the source reads, once per machine."""
+        """Fetch or cache what the source reads, once per machine (and once per datamodule: a run fetches before
+        its logger starts, then Lightning asks again)."""
+        if self._prepared:
+            return
         self.check()
         self.source.prepare()
+        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         """Check, then make the splits once; later calls return at once."""
@@ -116,8 +121,9 @@ class TensorDataModule(DataModule):
     """A data set held in memory as standardised float32 N,C,H,W tensors, served as whole batches.
 
     Subclasses implement `load() -> (train_x, train_y, test_x, test_y)`. The validation split is carved from
-    the training data by a permutation seeded with `split_seed`; `seed` (the run seed) orders the training
-    batches; `device` is where the splits are held (see WholeBatches).
+    the training data by a permutation seeded with `split_seed`; `limit` keeps at most that many of the rest
+    for training (see Split); `seed` (the run seed) orders the training batches; `device` is where the splits
+    are held (see WholeBatches).
     """
 
     def __init__(
@@ -131,10 +137,11 @@ class TensorDataModule(DataModule):
         num_workers: int = 0,
         seed: int = 0,
         *,
+        limit: int | None = None,
         device: str = "cpu",
     ):
-        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed), LoadedBy(self.load),
-                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
+                         LoadedBy(self.load), WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))
 
     def load(self) -> Loaded:
         """(train_x, train_y, test_x, test_y): N,C,H,W images and integer labels, train including validation."""

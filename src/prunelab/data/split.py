@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from prunelab.data.settings import check_fraction
+from prunelab.data.settings import check_at_least, check_fraction
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -17,18 +17,24 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class Split:
-    """The validation split: `val_fraction` of the training data, held out by a permutation seeded with `split_seed`."""
+    """The validation split: `val_fraction` of the training data, held out by a permutation seeded with `split_seed`;
+    `limit` (`dataset.limit` of the data sets held in memory) keeps at most that many of the rest for training, a
+    choice fixed by `split_seed`: validation and test stay whole."""
 
     val_fraction: float
     split_seed: int
+    limit: int | None = None
 
     def check(self) -> None:
-        """Raise ConfigError unless 0 < val_fraction < 1."""
+        """Raise ConfigError unless 0 < val_fraction < 1 and the limit, if any, is at least 1."""
         check_fraction("dataset.val_fraction", self.val_fraction)
+        if self.limit is not None:
+            check_at_least("dataset.limit", self.limit, 1)
 
     def indices(self, n: int) -> tuple[Tensor, Tensor]:
         """(train, validation) indices into n training samples."""
-        return split_indices(n, self.val_fraction, self.split_seed)
+        train, val = split_indices(n, self.val_fraction, self.split_seed)
+        return take(train, self.limit, self.split_seed), val
 
 
 def folder_splits(

@@ -43,6 +43,7 @@ class SyntheticDataModule(DataModule):
     """`num_samples` training (validation included) and `num_test` test samples, generated from `data_seed`.
 
     The defaults (signal 3, noise 1) give a linear model about 85% test accuracy for [1, 8, 8] and 10 classes.
+    `limit` caps the training split (see Split).
     """
 
     def __init__(
@@ -61,9 +62,10 @@ class SyntheticDataModule(DataModule):
         data_seed: int = 0,
         signal: float = 3.0,
         noise: float = 1.0,
+        limit: int | None = None,
         device: str = "cpu",
     ):
         shape = Shape.of(input_shape, num_classes)
-        super().__init__(shape, Split(val_fraction, split_seed),
+        super().__init__(shape, Split(val_fraction, split_seed, limit),
                          Prototypes(shape, num_samples, num_test, data_seed, signal, noise),
                          WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))

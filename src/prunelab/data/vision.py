@@ -96,7 +96,8 @@ class TorchvisionFiles(TensorSource):
 
 
 class TorchvisionDataModule(DataModule):
-    """A torchvision data set (the class attribute `dataset`) read from `data_dir`, held in memory, standardised."""
+    """A torchvision data set (the class attribute `dataset`) read from `data_dir`, held in memory, standardised;
+    `limit` caps the training split (see Split)."""
 
     dataset: TorchvisionSet
 
@@ -113,16 +114,18 @@ class TorchvisionDataModule(DataModule):
         *,
         data_dir: str = "data",
         download: bool = False,
+        limit: int | None = None,
         device: str = "cpu",
     ):
-        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
                          TorchvisionFiles(self.dataset, data_dir, download),
                          WholeBatches(batch_size, eval_batch_size, num_workers, seed, device))
 
 
 class CIFARDataModule(DataModule):
     """A CIFAR data set (the class attribute `dataset`) read from `data_dir`, held in memory, standardised; with
-    `augment`, training batches get a random 4-pixel-padded crop and horizontal flip."""
+    `augment`, training batches get a random 4-pixel-padded crop and horizontal flip; `limit` caps the training
+    split (see Split)."""
 
     dataset: TorchvisionSet
 
@@ -140,9 +143,10 @@ class CIFARDataModule(DataModule):
         data_dir: str = "data",
         download: bool = False,
         augment: bool = False,
+        limit: int | None = None,
         device: str = "cpu",
     ):
-        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
+        super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
                          TorchvisionFiles(self.dataset, data_dir, download),
                          WholeBatches(batch_size, eval_batch_size, num_workers, seed, device), CropFlip(seed, augment))
 

@@ -13,8 +13,10 @@ from prunelab.pruning.criteria import ScoreContext
 class Calibration:
     """`num_samples` training inputs (labels dropped), drawn uniformly with `seed`, in batches of `batch_size`.
 
-    The draw is one pass over the training batches keeping the samples with the smallest seeded random
-    keys, so it is uniform over the training split at the cost of reading it once (no forward passes).
+    The draw is the data's own where it has one (`ScoreContext.calibration`: a language model's windows at
+    random positions of the training tokens, as the papers draw them); else one pass over the training batches
+    keeping the samples with the smallest seeded random keys, so it is uniform over the training split at the
+    cost of reading it once (no forward passes).
     """
 
     def __init__(self, num_samples: int = 128, batch_size: int = 64, seed: int = 0):
@@ -25,9 +27,11 @@ class Calibration:
 
     def inputs(self, ctx: ScoreContext, device: torch.device) -> list[torch.Tensor]:
         """The calibration inputs on `device`, in batches."""
+        if ctx.calibration is not None:
+            return [b.to(device) for b in ctx.calibration(self.num_samples, self.seed).split(self.batch_size)]
         generator = torch.Generator().manual_seed(self.seed)
         kept, keys = None, torch.empty(0)
-        for x, _ in ctx.batches():
+        for x in ctx.inputs():
             x = x if kept is None else torch.cat([kept, x])
             keys = torch.cat([keys, torch.rand(len(x) - len(keys), generator=generator)])
             order = keys.argsort()[: self.num_samples]

@@ -5,7 +5,7 @@ Higher scores are kept. A criterion knows nothing of targets or masks.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -15,11 +15,27 @@ from prunelab.errors import ConfigError
 
 @dataclass
 class ScoreContext:
-    """What a criterion may use besides the weights: training batches, a loss, a seeded generator."""
+    """What a criterion may use besides the weights: training batches, a loss, a seeded generator.
+
+    `batches()`: a fresh iterable of (inputs, labels) training batches; `inputs()`: their inputs alone, for
+    methods that need no labels (tracing, calibration); `loss(outputs, labels)`: the training loss;
+    `generator`: a seeded CPU generator for every random draw. `unlabelled`, where given, serves `inputs()`
+    (batches of inputs without labels, as `prunelab.prune` may be given). `calibration(n, seed)`, where the
+    data prescribes its calibration samples, gives `n` unlabelled training inputs (a language model's:
+    windows at random positions of the training tokens); None: they are drawn from `batches`.
+    """
 
     batches: Callable[[], Iterable]
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     generator: torch.Generator
+    unlabelled: Callable[[], Iterable] | None = None
+    calibration: Callable[[int, int], torch.Tensor] | None = None
+
+    def inputs(self) -> Iterator[torch.Tensor]:
+        """A fresh iterator over the training inputs, without their labels."""
+        if self.unlabelled is not None:
+            return iter(self.unlabelled())
+        return (x for x, _ in self.batches())
 
 
 class Random:

@@ -47,11 +47,15 @@ def sparsity(masks: Masks) -> float:
     return 1.0 - kept / total if total else 0.0
 
 
-def weight_sparsity(weights: dict[str, torch.Tensor], dense_weights: int | None = None) -> float:
+def weight_sparsity(weights: dict[str, torch.Tensor], dense_weights: int | None = None,
+                    masks: Masks | None = None) -> float:
     """`weight_sparsity` (see `prunelab.results`): the fraction of the dense model's `dense_weights` prunable
-    weights that are zero or removed, from the prunable `weights` as they are now (None: they are the dense ones)."""
+    weights that are zero or removed, from the prunable `weights` as they are now (None: they are the dense ones).
+    Entries `masks` prune count as zero whatever they hold (a diverged run's NaN)."""
     now = sum(w.numel() for w in weights.values())
-    nonzero = sum(int(torch.count_nonzero(w)) for w in weights.values())
+    masks = masks or {}
+    nonzero = sum(int(torch.count_nonzero(w.ne(0) & masks[n].to(w.device)) if n in masks and masks[n].shape == w.shape
+                      else torch.count_nonzero(w)) for n, w in weights.items())
     total = now if dense_weights is None else dense_weights
     return 1.0 - nonzero / total if total else 0.0
 

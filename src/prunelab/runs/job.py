@@ -2,13 +2,17 @@
 keep its failure to itself. A run folder has one writer at a time (its `run.lock`); a finished run made
 by other code than now is skipped with a warning, and rerun with `rerun=true`.
 
+Every check of a run comes before its folder in the store, its logger or its W&B run exist, so a bad
+config leaves nothing behind but its Hydra folder.
+
 Every job leaves a `status.json` in its Hydra folder (and in its run folder in the store):
-`status` is `done` or `failed`; a failure says why, and a divergence at which stage and
-sparsity. `SweepSummary` reads them at the end of a multirun, prints what failed and exits
-non-zero when anything did.
+`status` is `done`, `failed` or `interrupted` (Ctrl-C: the same command continues it); a failure
+says why, and a divergence at which stage and sparsity. `SweepSummary` reads them at the end of a
+multirun, prints what failed and exits non-zero when anything did.
 """
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -16,19 +20,23 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from prunelab import atomic, results, tasks
-from prunelab.errors import ConfigError, Diverged
+from prunelab.errors import ConfigError, Diverged, Interrupted
 from prunelab.paths import RunPaths
 from prunelab.runs.folder import read_protocol, read_results, read_status, write_status
 from prunelab.runs.lock import locked
 from prunelab.runs.protocol import stale_warning
 from prunelab.runs.spec import RunSpec, from_config
 from prunelab.tasks import Task
+
+if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
+    from prunelab.runs.run import Parts
 
 log = logging.getLogger(__name__)
 
@@ -70,53 +78,81 @@ def execute(cfg: DictConfig, job_dir: Path, isolate: bool = False) -> float:
     try:
         spec = from_config(cfg, job_dir)
         writable(spec.paths.root)
+        parts = None if _skipped(spec) else _preflight(spec)
     except Exception as err:
         return _failed(job, job, err, isolate)
     with _holding(spec.paths):
         try:
-            return _skip_or_run(spec, job)
+            return _skip_or_run(spec, job, parts)
+        except KeyboardInterrupt:
+            _record(spec.paths, job, {"status": "interrupted"})
+            raise Interrupted(spec.paths.root) from None
         except Exception as err:
             return _failed(spec.paths, job, err, isolate)
 
 
 def writable(folder: Path) -> None:
-    """A ConfigError naming `store_dir` unless `folder` can be created and written."""
+    """A ConfigError naming `store_dir` unless `folder` can be created and written; makes nothing (the folder, or
+    the nearest existing folder above it, takes a temporary file that leaves no name behind)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
         raise ConfigError("store_dir", f"cannot write the run folder {folder} ({err.strerror or err})",
                           "give a folder you can write (store_dir=<path>), or store_dir=null") from None
 
 
+def _follower() -> bool:
+    """Whether this is another process of a data-parallel run than its first (rank > 0)."""
+    return any(int(os.environ.get(rank, "0")) > 0 for rank in ("RANK", "LOCAL_RANK"))
+
+
 def _holding(paths: RunPaths):
-    """The run folder's lock; the other processes of a data-parallel run (rank > 0) follow the first, which holds it."""
-    if any(int(os.environ.get(rank, "0")) > 0 for rank in ("RANK", "LOCAL_RANK")):
+    """The run folder's lock (making the folder); the other processes of a data-parallel run follow the first,
+    which holds it."""
+    if _follower():
         return contextlib.nullcontext()
+    paths.root.mkdir(parents=True, exist_ok=True)
     return locked(paths.lock, "run: waiting for the process that works on it")
 
 
-def _skip_or_run(spec: RunSpec, job: RunPaths) -> float:
-    from prunelab.runs.run import (
-        run,  # torch and Lightning load only when a job runs, not for the callback
-    )
+def _skipped(spec: RunSpec) -> bool:
+    """Whether the run is done and kept (no `rerun`), so that nothing needs building."""
+    status = read_status(spec.paths)
+    return status.get("status") == "done" and spec.paths.results.is_file() and not spec.config["rerun"]
 
-    paths = spec.paths
+
+def _preflight(spec: RunSpec) -> "Parts":
+    """The run's parts, built and checked, its data fetched (`runs.run.preflight`)."""
+    from prunelab.runs.run import preflight  # torch and Lightning load only when a job runs, not for the callback
+
+    return preflight(spec, fetch=not _follower())
+
+
+def _skip_or_run(spec: RunSpec, job: RunPaths, parts: "Parts | None" = None) -> float:
+    """Skip the run when it is done (saying how its curve ended), else run it with `parts` (built here if None)."""
+    from prunelab.runs.run import run
+    from prunelab.training.recording import stage_line
+
+    paths, task = spec.paths, tasks.from_config(spec.config)
     status = read_status(paths)
     if status.get("status") == "done" and paths.results.is_file():
         stale = stale_warning(paths.root, read_protocol(paths))
         if not spec.config["rerun"]:
-            read_results(paths, tasks.from_config(spec.config))
+            rows = read_results(paths, task)
             if stale:
                 log.warning(stale)
-            else:
-                log.info("skipped: %s is done", paths.root)
+            last = stage_line(rows.iloc[-1].to_dict(), len(rows) - 1, task.metric.name)
+            log.info("skipped: %s is done: %s", paths.root, last)
             _record(paths, job, status, skipped=True)
             return status["objective"]
         log.info("rerun: %s is done, running it again", paths.root)
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
+        paths.wandb_run.unlink(missing_ok=True)  # run again from the start: a new W&B run
     write_status(paths, {"status": "running"})
-    value = objective(run(spec).results, tasks.from_config(spec.config))
+    value = objective(run(spec, parts).results, task)
     _record(paths, job, {"status": "done", "objective": value})
     return value
 

@@ -1,16 +1,22 @@
 """How a run's results were made, recorded beside them (`protocol.json`) and in its W&B config: the code, the
-libraries, the device, the data and the fine-tuning budget. A finished run made by other code than now is
+libraries, the device, the data and the fine-tuning budget; once training has set the data up, protocol.json
+also gets the size of the evaluated splits (`split_samples`). A finished run made by other code than now is
 not handed out silently (`stale_warning`)."""
 
 import functools
 import hashlib
+import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from prunelab import version
+from prunelab.errors import ConfigError
+from prunelab.paths import RunPaths
 
-LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning")
+LIBRARIES = ("torch", "torchvision", "pytorch-lightning", "torch-pruning", "transformers", "tokenizers")
+# protocol.json's count of the samples of each evaluated split, {"val": n, "test": n} (`split_samples`).
+SAMPLES = "samples"
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -60,6 +66,19 @@ def data_fingerprint(datamodule) -> str | None:
     return digest.hexdigest() if tensors else None
 
 
+def split_samples(datamodule) -> dict[str, int]:
+    """The number of samples in the validation and the test split, read from the datamodule's loaders once it is
+    set up (after training): the resolution of a metric that counts samples (one test image is 1/N of the test
+    accuracy). A split whose data set has no length is left out."""
+    found = {}
+    for split, loader in (("val", datamodule.val_dataloader), ("test", datamodule.test_dataloader)):
+        try:
+            found[split] = len(loader().dataset)
+        except (AttributeError, TypeError):  # no data set, or an iterable one
+            pass
+    return found
+
+
 def budget(config: dict, schedule) -> list[dict]:
     """Epochs, learning rate and LR schedule of every stage (0: dense training)."""
     lr = config["optimizer"].get("lr")
@@ -92,3 +111,20 @@ def stale_warning(root: Path, recorded: dict) -> str | None:
         return None
     return (f"skipped {root}: it is done, but its results were made by {_describe(then)} and the code is now "
             f"{_describe(now)}; they may be stale: set rerun=true to run it again")
+
+
+def check_dense_record(path: Path | str, model: dict, datamodule) -> None:
+    """A ConfigError when the dense weights at `path` were made, by the record beside them (the run folder's
+    protocol.json and the dense settings.json of `prunelab.runs.cache`), from other data than `datamodule`'s
+    or another `model` node; weights without a record load unchecked."""
+    folder = RunPaths(Path(path).parent)
+    recorded = json.loads(folder.protocol.read_text()) if folder.protocol.is_file() else {}
+    if recorded.get("data") and (now := data_fingerprint(datamodule)) != recorded["data"]:
+        raise ConfigError("dense_checkpoint", f"{path} was trained on other data (fingerprint {recorded['data'][:16]}, "
+                          f"this run's data {str(now)[:16]}; see {folder.protocol})",
+                          "give the dataset settings it was trained on, or train the dense model again")
+    settings = Path(path).parent / "settings.json"
+    made = json.loads(settings.read_text()).get("model") if settings.is_file() else None
+    if made is not None and made != model:
+        raise ConfigError("dense_checkpoint", f"{path} was trained as model {made}, not {model}",
+                          f"run with the model settings of {settings}")

@@ -45,9 +45,24 @@ class Stamp(pl.Callback):
         checkpoint[STAMP] = self.stamp
 
 
+class EveryEpoch(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, which does not take over the record of a checkpoint written in another folder:
+    a run that starts from the store's dense model keeps its own (Lightning would take over only the path of the
+    other folder's checkpoint, which it never deletes, and warn that the folder changed)."""
+
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's key (Lightning's keys start with the class name): the one checkpoints already hold."""
+        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+
+
 def checkpointing(paths: RunPaths, stamp: Stamp) -> dict:
     """Trainer arguments that write `paths.last_checkpoint` after every training epoch."""
-    every_epoch = ModelCheckpoint(
+    every_epoch = EveryEpoch(
         dirpath=paths.checkpoints, filename=paths.last_checkpoint.stem, save_top_k=1,
         save_on_train_epoch_end=True, enable_version_counter=False,
     )

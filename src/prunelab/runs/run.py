@@ -1,6 +1,7 @@
 """One pruning run: a RunSpec in, results (one row per stage) out, resumable in its folder."""
 
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -21,13 +22,13 @@ from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
+from prunelab.runs.optimizer import check_optimizer
 from prunelab.runs.spec import RunSpec
-from prunelab.summary import final_layers
 from prunelab.tasks import Task
 from prunelab.training import deploy
 from prunelab.training.callback import PruningCallback
 from prunelab.training.engine import Sink, StageEngine
-from prunelab.training.export import save_model
+from prunelab.training.export import save_model, traceable
 from prunelab.training.meter import Meter
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,11 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 
 def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
-    """Build everything a run needs from its spec; every remaining ConfigError is raised here, before training."""
+    """Build everything a run needs from its spec; every remaining ConfigError that needs no data is raised here,
+    before training."""
     config = spec.config
     check_trainer(config["trainer"])
+    check_optimizer(config["optimizer"])
     schedule = build(config["schedule"])
     datamodule = build(config["dataset"])
     datamodule.check()
@@ -79,33 +82,48 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     pruner = build(config["pruning"])
     pruner.parameters(model)
     if config["dense_checkpoint"]:
+        protocol.check_dense_record(config["dense_checkpoint"], spec.dense_settings.get("model", {}), datamodule)
         load_dense(model, config["dense_checkpoint"])
     task = tasks.from_config(config, module=instantiate(config["task"]["module"]))
     module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
-                         num_classes=config["dataset"]["num_classes"], channels_last=config["channels_last"])
+                         datamodule=datamodule, channels_last=config["channels_last"])
     engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
                          model_factory=partial(build, config["model"]), sinks=sinks or [], task=task)
     return Parts(datamodule, module, engine, task)
 
 
-def start(spec: RunSpec) -> tuple[Parts, object]:
-    """`prepare(spec)` (writing to the run folder) and the run's logger, built at the same time: W&B's init
-    (its service process, its imports) takes seconds that would otherwise come before the first step.
-    A failed `prepare` finishes the logger's run as failed."""
+def preflight(spec: RunSpec, fetch: bool = True) -> Parts:
+    """Every check of a run that can be made before its folder, its logger or its W&B run exist: its torch
+    threads set, its parts built and checked (`prepare`; they write to the run folder only once they train)
+    and, with `fetch` (the first process of a run), its data fetched (`prepare_data`: a failed download is a
+    ConfigError). Returns the parts."""
+    threads.apply(spec.config["threads"])
+    parts = prepare(spec, sinks=[RunFolder(spec.paths)])
+    if fetch:
+        parts.datamodule.prepare_data()
+    return parts
+
+
+def start(spec: RunSpec, parts: Parts) -> object:
+    """The run's logger, built while its data is loaded (`datamodule.setup`): W&B's init (its service process,
+    its imports) takes seconds that would otherwise come before the first step. A failed load finishes the
+    logger's run as failed."""
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(build, spec.config["logger"], save_dir=str(spec.paths.root), run_config=spec.config)
         try:
-            parts = prepare(spec, sinks=[RunFolder(spec.paths)])
+            parts.datamodule.setup("fit")
         except BaseException:
             sink.finish([logger] if (logger := started.result()) else [], failed=True)
             raise
-        return parts, started.result()
+        return started.result()
 
 
-def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, engine: StageEngine, **kwargs):
-    """The configured Trainer, checkpointing every epoch into `paths` for resume."""
+def _trainer(spec: RunSpec, paths: RunPaths, stamp: resume.Stamp, callback: PruningCallback, **kwargs):
+    """The configured Trainer, checkpointing every epoch into `paths` for resume; its progress bar only on a
+    terminal (a log file or a pipe gets the stage lines)."""
     ckpt = resume.checkpointing(paths, stamp)
-    return build(spec.config["trainer"], callbacks=[PruningCallback(engine), *ckpt.pop("callbacks")],
+    bar = spec.config["trainer"].get("enable_progress_bar", True) and sys.stdout.isatty()
+    return build(spec.config["trainer"], callbacks=[callback, *ckpt.pop("callbacks")], enable_progress_bar=bar,
                  default_root_dir=str(paths.root), **ckpt, **kwargs)
 
 
@@ -116,15 +134,21 @@ def _fit(trainer, parts: Parts, start: Path | None) -> None:
         state = PruningCallback.saved_state(checkpoint)
         if state is not None:  # Lightning loads the weights into the model as it is: rebuild the saved architecture
             parts.engine.rebuild(parts.module.model, state, parts.datamodule.input_shape)
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
+    try:
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning answers Ctrl-C with its shutdown and sys.exit(1): it is Ctrl-C still
+            raise KeyboardInterrupt from None
+        raise
 
 
 def train_dense(spec: RunSpec, work: Path) -> Path:
-    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint."""
+    """Dense training only (stage 0), resumable in `work`; returns its final checkpoint. It makes no stage 0 row
+    (nor its log line): every run that continues from the checkpoint makes its own."""
     parts, paths = prepare(spec), RunPaths(work)
     stamp = resume.Stamp("dense", spec.dense_settings)
-    trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.pretrain_epochs,
-                       logger=False)
+    trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine, finish=False),
+                       max_epochs=parts.engine.schedule.pretrain_epochs, logger=False)
     last = paths.last_checkpoint
     _fit(trainer, parts, resume.check(last, stamp, paths.root) if last.is_file() else None)
     return last
@@ -156,36 +180,41 @@ def export_onnx(paths: RunPaths, model: nn.Module, input_shape, stage: int) -> d
     return record
 
 
-def run(spec: RunSpec) -> RunResult:
+def run(spec: RunSpec, parts: Parts | None = None) -> RunResult:
     """Dense training, then prune -> evaluate -> fine-tune -> evaluate per target; returns the rows.
 
-    A run continues from the last checkpoint in its folder when there is one. How it was made (`runs.protocol`)
-    goes to protocol.json and the W&B config.
+    `parts`: what `preflight(spec)` returned (None: it is called here). A run continues from the last
+    checkpoint in its folder when there is one. How it was made (`runs.protocol`) goes to protocol.json and
+    the W&B config. Ctrl-C comes out as KeyboardInterrupt, whatever was running.
     """
     paths, config = spec.paths, spec.config
-    threads.apply(config["threads"])
+    parts = parts or preflight(spec)
     paths.root.mkdir(parents=True, exist_ok=True)
-    parts, logger = start(spec)
+    logger = start(spec, parts)
     loggers = [logger] if logger else []
     parts.engine.sinks.append(sink.LoggerSink(loggers, parts.task))
     stamp = resume.Stamp("run", spec.settings)
     try:  # the W&B run is finished whatever happens, and marked failed when the run fails
-        trainer = _trainer(spec, paths, stamp, parts.engine, max_epochs=parts.engine.schedule.total_epochs,
-                           logger=logger)
+        trainer = _trainer(spec, paths, stamp, PruningCallback(parts.engine),
+                           max_epochs=parts.engine.schedule.total_epochs, logger=logger)
         if trainer.is_global_zero:
             made = protocol.record(config, parts.datamodule, parts.engine.schedule, trainer.strategy.root_device)
             write_protocol(paths, made)
             sink.log_protocol(loggers, made)
         _fit(trainer, parts, start_checkpoint(spec, stamp, trainer.world_size))
+        if trainer.is_global_zero:  # the splits exist once training has set the data up
+            write_protocol(paths, {**made, protocol.SAMPLES: protocol.split_samples(parts.datamodule)})
         engine, model = parts.engine, parts.module.model
+        traced = traceable(model)
+        if not traced and (config["save_model"] is True or config["export_onnx"]):
+            log.info("model_final.pt2 and ONNX: skipped, prunelab does not trace language models yet")
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
-                       engine.state.removal.get("history", []), program=config["save_model"] is True)
-        if config["export_onnx"] and trainer.is_global_zero:
+                       engine.state.removal.get("history", []), program=config["save_model"] is True and traced)
+        if config["export_onnx"] and traced and trainer.is_global_zero:
             record = export_onnx(paths, model, parts.datamodule.input_shape, engine.rows[-1]["stage"])
             sink.log_onnx(loggers, record)
-        layers = final_layers(pd.DataFrame(engine.layer_rows)) if engine.layer_rows else None
-        sink.log_run_end(loggers, pd.DataFrame(engine.rows), layers, model, paths.wandb_model, parts.task)
+        sink.log_final_model(loggers, model, paths.wandb_model, pd.DataFrame(engine.rows), parts.task)
     except BaseException:
         sink.finish(loggers, failed=True)
         raise

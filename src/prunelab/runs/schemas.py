@@ -20,6 +20,7 @@ from typing import Literal, Union
 
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError
 
 from prunelab.errors import ConfigError
 from prunelab.keys import GROUPS, LABELS
@@ -56,7 +57,9 @@ def describe(hint) -> str:
     """`hint` in words, for messages."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        return " or ".join(describe(a) for a in args)
+        literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+        others = [a for a in args if typing.get_origin(a) is not Literal]
+        return " or ".join([describe(Literal[tuple(literals)])] * bool(literals) + [describe(a) for a in others])
     if origin is Literal:
         return f"one of {list(args)}"
     if hint in SEQUENCES or origin in SEQUENCES:
@@ -166,7 +169,12 @@ def check(cfg: DictConfig) -> None:
     missing = next(_missing(OmegaConf.to_container(cfg, resolve=False)), None)
     if missing:
         raise ConfigError(missing, "has no value (???)", f"set {missing}=<value>")
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationKeyError as err:  # e.g. an image model's ${dataset.input_shape} with dataset=text
+        raise ConfigError(err.full_key, str(err.msg).splitlines()[0].lower(),
+                          "choose groups that go together: an image model with an image dataset, a language model "
+                          "with dataset=text") from None
     unknown = [key for key in plain if key not in TOP_LEVEL]
     if unknown:
         raise ConfigError(unknown[0], "is not a setting of prunelab",

@@ -5,20 +5,33 @@ import logging
 from pytorch_lightning.loggers import WandbLogger
 from typing_extensions import override
 
-from prunelab.tracking.session import sync_hint
+from prunelab.tracking.session import FolderRun, sync_hint
 
 log = logging.getLogger(__name__)
 
 
 class SafeWandbLogger(WandbLogger):
     """A WandbLogger whose W&B failures never stop the run: the first one is reported with how to
-    upload what was logged, and W&B is left alone for the rest of the run."""
+    upload what was logged, and W&B is left alone for the rest of the run. `kept`: the run folder's
+    record of this W&B run (which stages it holds), None outside a run folder."""
 
-    def __init__(self, experiment, save_dir: str, log_final_model: bool = False):
+    def __init__(self, experiment, save_dir: str, log_final_model: bool = False, kept: FolderRun | None = None):
         super().__init__(experiment=experiment, save_dir=save_dir)
-        self.log_final_model, self.broken = log_final_model, False
-        self.guard(lambda run: (run.define_metric("trainer/global_step"),
-                                run.define_metric("*", step_metric="trainer/global_step", step_sync=True)))
+        self.log_final_model, self.kept, self.broken = log_final_model, kept, False
+
+    @classmethod
+    def over(cls, logger: WandbLogger) -> "SafeWandbLogger":
+        """`logger` itself when it is one, else a SafeWandbLogger over the W&B run of a plain WandbLogger."""
+        return logger if isinstance(logger, cls) else cls(logger.experiment, logger.save_dir)
+
+    def holds(self, stage: int) -> bool:
+        """Whether the W&B run holds stage `stage` already: it was logged before the run was killed and continued."""
+        return self.kept is not None and self.kept.holds(stage)
+
+    def logged(self, stage: int) -> None:
+        """Stage `stage` went to the W&B run (unless W&B failed)."""
+        if self.kept is not None and not self.broken:
+            self.kept.add(stage)
 
     def guard(self, fn, *args):
         """`fn(run, *args)` unless W&B already failed in this run; a W&B error only logs a warning."""

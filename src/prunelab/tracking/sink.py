@@ -3,15 +3,16 @@
 from pathlib import Path
 
 import pandas as pd
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
 from prunelab import atomic, results
-from prunelab.summary import run_summary
+from prunelab.summary import final_layers, run_summary
 from prunelab.tasks import CLASSIFICATION, Task
 from prunelab.tracking.safe import SafeWandbLogger
 from prunelab.training.engine import StageRecord
+
 
 def _stage_metrics(row: dict) -> dict[str, float]:
     return {results.stage_key(k): v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -29,16 +30,6 @@ def define_stage_metrics(run, columns, task: Task) -> None:
         metric = task.metric.name
         summary = best if column in (results.val(metric), results.test(metric), results.before_ft(metric)) else None
         run.define_metric(key, step_metric=results.STEP_METRIC, **({"summary": summary} if summary else {}))
-
-
-def log_stage(loggers: list[Logger], row: dict, step: int) -> None:
-    """Log one stage's row to every logger, as `stage/<column>`."""
-    metrics = _stage_metrics(row)
-    for logger in loggers:
-        if isinstance(logger, SafeWandbLogger):
-            logger.guard(_log_stage, metrics)
-        else:
-            logger.log_metrics(metrics, step=step)
 
 
 def _log_stage(run, metrics: dict) -> None:
@@ -82,18 +73,27 @@ def log_protocol(loggers: list[Logger], protocol: dict) -> None:
         logger.guard(lambda run: run.config.update({"protocol": protocol}, allow_val_change=True))
 
 
-def log_run_end(loggers: list[Logger], rows: pd.DataFrame, layers: pd.DataFrame | None, model: nn.Module,
-                model_path: Path, task: Task) -> None:
-    """At the end of a run, in W&B: the run's summary scalars (see `summary.run_summary`), the final
-    stage's per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and
-    `layer_sparsity/<layer>` scalars and, with `logger.log_model`, the model."""
-    summary = {results.summary_key(k): v for k, v in run_summary(rows, task).items()}
+def log_run_end(loggers: list[Logger], rows: pd.DataFrame, layers: pd.DataFrame | None, task: Task) -> None:
+    """At the end of a run, in W&B: the run's summary scalars (see `summary.run_summary`) and the final stage's
+    per-layer sparsity (`layers`: rows of layer_sparsity.csv) as table, plot and `layer_sparsity/<layer>` scalars."""
+    summary = _summary(rows, task)
     for logger in _wandb(loggers):
         logger.guard(lambda run: run.summary.update(summary))
         if layers is not None:
             logger.guard(_log_layers, layers)
+
+
+def log_final_model(loggers: list[Logger], model: nn.Module, model_path: Path, rows: pd.DataFrame,
+                    task: Task) -> None:
+    """With `logger.log_model`, the final model as a W&B artifact, its metadata the run's summary scalars."""
+    metadata = _summary(rows, task)
+    for logger in _wandb(loggers):
         if logger.log_final_model:
-            logger.guard(_log_model, model, model_path, summary)
+            logger.guard(_log_model, model, model_path, metadata)
+
+
+def _summary(rows: pd.DataFrame, task: Task) -> dict:
+    return {results.summary_key(k): v for k, v in run_summary(rows, task).items()}
 
 
 def log_onnx(loggers: list[Logger], record: dict | None) -> None:
@@ -139,28 +139,49 @@ def finish(loggers: list[Logger], failed: bool) -> None:
 
 
 def _wandb(loggers: list[Logger]) -> list[SafeWandbLogger]:
-    return [lg for lg in loggers if isinstance(lg, SafeWandbLogger) and rank_zero_only.rank == 0]
+    """The W&B loggers among `loggers` (a plain WandbLogger as a SafeWandbLogger over its run), on rank 0 only."""
+    if rank_zero_only.rank != 0:
+        return []
+    return [SafeWandbLogger.over(lg) for lg in loggers if isinstance(lg, WandbLogger)]
 
 
 class LoggerSink:
-    """The engine's sink for Lightning loggers: each stage's row and layer table, then the curve. W&B learns
-    the stage metrics once, at the first row it gets."""
+    """The engine's sink for Lightning loggers, the command's W&B layout for any WandbLogger: each stage's row
+    (W&B learns the stage metrics once, at the first row it gets) and layer table, then the curve, the
+    summary scalars and the final per-layer sparsity. A W&B run continued after a kill gets each stage once."""
 
     def __init__(self, loggers: list[Logger], task: Task = CLASSIFICATION):
         self.loggers, self.task = loggers, task
-        self._defined = False
+        self._runs: list[SafeWandbLogger] | None = None
+        self._layer_rows: list[dict] = []
 
     def start(self) -> None:
-        self._defined = False
+        self._runs = None
 
     def stage_done(self, record: StageRecord) -> None:
-        if not self._defined:
-            for logger in _wandb(self.loggers):
-                logger.guard(define_stage_metrics, list(record.row), self.task)
-            self._defined = True
-        log_stage(self.loggers, record.row, record.step)
-        log_layer_table(self.loggers, record.stage, record.layers)
+        metrics = _stage_metrics(record.row)
+        for logger in self.loggers:
+            if not isinstance(logger, WandbLogger):
+                logger.log_metrics(metrics, step=record.step)
+        first, runs = self._runs is None, self._wandb()
+        columns = [c for c in record.row if results.stage_key(c) in metrics]
+        for logger in runs:
+            if first:
+                logger.guard(define_stage_metrics, columns, self.task)
+            if not logger.holds(record.stage):
+                logger.guard(_log_stage, metrics)
+                log_layer_table([logger], record.stage, record.layers)
+                logger.logged(record.stage)
+        self._layer_rows = record.layer_rows
 
     def run_done(self, rows: list[dict]) -> None:
-        log_curve(self.loggers, rows, self.task)
+        runs = self._wandb()
+        log_curve(runs, rows, self.task)
+        layers = final_layers(pd.DataFrame(self._layer_rows)) if self._layer_rows else None
+        log_run_end(runs, pd.DataFrame(rows), layers, self.task)
 
+    def _wandb(self) -> list[SafeWandbLogger]:
+        """The W&B loggers, each wrapped once per training (after the Trainer started their runs)."""
+        if self._runs is None:
+            self._runs = _wandb(self.loggers)
+        return self._runs

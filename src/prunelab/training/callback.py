@@ -4,10 +4,11 @@ It works in any Lightning project with a datamodule. What it asks of the Lightni
 when the module lacks it: `model`, the network to prune (the module itself); `evaluate(batches)` -> {"acc":
 ...} (top-1 accuracy over the datamodule's val/test loaders); `set_stage(epochs, lr_scale)`, the length of
 the stage `configure_optimizers` builds for (ignored); `train_loss()` for the divergence check (the last
-training step's loss). The datamodule's `input_shape` defaults to a training batch's.
+training step's loss). The datamodule's `input_shape` defaults to a training batch's; its
+`calibration_samples(n, seed)`, where it has one, gives activation-aware pruners their calibration inputs.
 """
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -77,6 +78,10 @@ class LightningHost:
         shape = getattr(self.trainer.datamodule, "input_shape", None)
         return shape if shape is not None else tuple(next(iter(self.train_batches()))[0].shape[1:])
 
+    @property
+    def calibration(self) -> Callable[[int, int], torch.Tensor] | None:
+        return getattr(self.trainer.datamodule, "calibration_samples", None)
+
     def evaluate(self, split: str) -> dict[str, float]:
         loader = {"val": self.trainer.datamodule.val_dataloader, "test": self.trainer.datamodule.test_dataloader}
         own = getattr(self.pl_module, "evaluate", None)
@@ -106,10 +111,12 @@ class PruningCallback(pl.Callback):
     """Runs `engine` inside one `Trainer.fit` of `engine.schedule.total_epochs` epochs.
 
     The engine's state (stage, masks, rows, snapshots, removed channels) is saved in every checkpoint.
+    `finish=False` leaves the last stage unfinished when training ends (no row): for a training whose
+    checkpoint others continue from (the store's shared dense model).
     """
 
-    def __init__(self, engine: StageEngine):
-        self.engine = engine
+    def __init__(self, engine: StageEngine, finish: bool = True):
+        self.engine, self.finishes = engine, finish
         self._last_loss = torch.zeros(())
 
     @classmethod
@@ -141,10 +148,12 @@ class PruningCallback(pl.Callback):
         self.engine.epoch_end(loss, trainer.current_epoch, LightningHost(trainer, pl_module).model)
 
     def on_train_end(self, trainer, pl_module):
-        self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
+        if self.finishes:
+            self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
 
     def on_fit_end(self, trainer, pl_module):  # resumed after the last epoch: Lightning skips on_train_end
-        self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
+        if self.finishes:
+            self.engine.finish(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
 
     def state_dict(self) -> dict:
         return self.engine.state_dict()

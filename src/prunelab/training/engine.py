@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Protocol, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from prunelab import results
@@ -25,6 +24,7 @@ from prunelab.pruning.masks import Masks, count_parameters, full_masks, param_sp
 from prunelab.seeds import epoch_seed, prune_generator, update_seed
 from prunelab.tasks import CLASSIFICATION, Task
 from prunelab.training import recording
+from prunelab.training.losses import cross_entropy
 from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
 from prunelab.training.recording import StageMeasures
@@ -41,6 +41,7 @@ class Host(Protocol):
     is_primary: bool  # the one process (of a DDP run) that writes files
     steps_per_epoch: int
     input_shape: Sequence[int]
+    calibration: Callable[[int, int], torch.Tensor] | None  # the data's calibration samples (see ScoreContext)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """The task's metrics of the current weights on `split` ("val" or "test"), by name (`acc`, `acc_top5`)."""
@@ -294,8 +295,8 @@ class StageEngine:
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
         """Prune to `target`; with `measure`, take the validation metric at once (before fine-tuning)."""
-        ctx = ScoreContext(batches=host.train_batches, loss=F.cross_entropy,
-                           generator=prune_generator(self.seed, self.state.stage))
+        ctx = ScoreContext(batches=host.train_batches, loss=cross_entropy,
+                           generator=prune_generator(self.seed, self.state.stage), calibration=host.calibration)
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
         self.state.removal = self.pruner.removal()
         host.model_changed()
@@ -345,14 +346,10 @@ class StageEngine:
                                  state.stage_masks)
             for sink in self.sinks:
                 sink.stage_done(record)
-        log.info(
-            "stage %d/%d  target %.4f  weights pruned %.4f (parameters %.4f)  %s before ft %.4f -> after ft %.4f"
-            "  (test %.4f)", state.stage, self.schedule.num_stages, measured.target, measured.weight_sparsity,
-            measured.param_sparsity, metric, measured.before_ft, val[metric], test[metric],
-        )
+        log.info("%s", recording.stage_line(row, self.schedule.num_stages, metric))
 
     def _weight_sparsity(self, model: nn.Module) -> float:
-        return weight_sparsity(self.pruner.weights(model), self.state.dense_weights)
+        return weight_sparsity(self.pruner.weights(model), self.state.dense_weights, self.state.masks)
 
     def _hold_masks(self, model: nn.Module) -> None:
         self.state.masks = self._held.hold(self.pruner.parameters(model), self.state.masks)

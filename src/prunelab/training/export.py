@@ -9,9 +9,16 @@ from torch import nn
 from prunelab import atomic
 from prunelab.config import build
 from prunelab.models.attention import SelfAttention, split_attention
+from prunelab.models.causal_lm import CausalLM
 from prunelab.modes import eval_mode
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
+
+
+def traceable(model: nn.Module) -> bool:
+    """Whether the final model is also written as torch.export and ONNX programs: not a language model
+    (prunelab does not trace those yet; their state file is written)."""
+    return not isinstance(model, CausalLM)
 
 
 def save_model(paths: RunPaths, model: nn.Module, masks: Masks | None, config: dict, input_shape: Sequence[int],

@@ -1,7 +1,10 @@
-"""Holding masks: pruned weights stay at exactly zero while the network trains."""
+"""Holding masks: pruned weights stay at exactly zero while the network trains, in a prunelab run or in your
+own loop (`hold_masks`)."""
 
 import torch
+from torch import nn
 
+from prunelab.errors import ConfigError
 from prunelab.pruning.masks import Masks, apply_masks
 
 
@@ -31,3 +34,37 @@ class HeldMasks:
     def mask_weights(self) -> None:
         """Zero the pruned weights (after an optimizer step)."""
         apply_masks([p for p, _ in self._pairs], [m for _, m in self._pairs])
+
+
+class MaskHold:
+    """What `hold_masks` returns: `remove()` stops holding the masks; as a context manager, leaving the
+    `with` block does."""
+
+    def __init__(self, handles: list):
+        self._handles = handles
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def __enter__(self) -> "MaskHold":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def hold_masks(model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer) -> MaskHold:
+    """Keep `masks` (True = kept, by parameter name, e.g. `prunelab.prune(...).masks`) on `model` while your
+    own loop trains it with `optimizer`: every `optimizer.step()` masks the gradients before it and the
+    weights after it, so momentum, weight decay and Adam's moments cannot move a pruned weight off zero.
+    The pruned weights are zeroed at once."""
+    params = dict(model.named_parameters())
+    bad = [n for n, m in masks.items() if n not in params or params[n].shape != m.shape]
+    if bad:
+        raise ConfigError("masks", f"{bad[:3]} name no parameter of the model of that shape",
+                          "hold the masks `prunelab.prune` returned over its `out.model`")
+    held = HeldMasks()
+    held.hold({n: params[n] for n in masks}, masks)
+    return MaskHold([optimizer.register_step_pre_hook(lambda *_: held.mask_gradients()),
+                     optimizer.register_step_post_hook(lambda *_: held.mask_weights())])

@@ -1,7 +1,8 @@
 """Compute metrics: MACs (all and of the nonzero weights), parameters per layer, measured latency.
 
 MACs are the multiply-accumulates of Conv and Linear layers and of attention's two matrix products,
-for one input image; norms, activations and pooling are not counted.
+for one input image; norms, activations and pooling are not counted. For a language model (`CausalLM`) they
+are its Linear layers' per token (the LM head included), and latency is timed on windows of random token ids.
 """
 
 import math
@@ -16,6 +17,7 @@ from torch import nn
 from prunelab import results as R
 from prunelab.errors import ConfigError
 from prunelab.models.attention import SelfAttention
+from prunelab.models.causal_lm import CausalLM
 from prunelab.modes import eval_mode
 
 
@@ -77,6 +79,20 @@ def layer_costs(model: nn.Module, example: torch.Tensor) -> dict[str, LayerCost]
     return costs
 
 
+def unit_input(model: nn.Module, input_shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """What compute is counted for: one zero image of `input_shape`; for a language model one token."""
+    if isinstance(model, CausalLM):
+        return torch.zeros(1, 1, dtype=torch.long, device=device)
+    return torch.zeros(1, *input_shape, device=device)
+
+
+def timed_batch(model: nn.Module, input_shape: Sequence[int], size: int, device: torch.device) -> torch.Tensor:
+    """`size` random inputs of `input_shape` to time: standard normal images; a language model's token ids."""
+    if isinstance(model, CausalLM):
+        return torch.randint(model.vocab_size, (size, *input_shape), device=device)
+    return torch.randn(size, *input_shape, device=device)
+
+
 @torch.no_grad()
 def latency_ms(model: nn.Module, batch: torch.Tensor, repeats: int, warmup: int) -> float:
     """Median wall time of one forward pass over `batch`, in ms, after `warmup` untimed passes."""
@@ -99,9 +115,9 @@ LATENCY_STAGES = ("all", "final", "none")
 class Meter:
     """The `metrics` config: measures a model's compute per stage.
 
-    `latency_batch_size` images per timed forward pass, `latency_repeats` timed passes (the median is
-    reported) after `latency_warmup` untimed ones, at the stages `latency_stages` names: `all`, `final`
-    (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
+    `latency_batch_size` inputs (images; a language model's windows) per timed forward pass, `latency_repeats`
+    timed passes (the median is reported) after `latency_warmup` untimed ones, at the stages `latency_stages`
+    names: `all`, `final` (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
     """
 
     def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3,
@@ -126,7 +142,7 @@ class Meter:
         """(results columns, per-layer costs) of `model`; `dense`: the dense stage's row (None: this is it);
         without `latency`, `latency_ms` is NaN."""
         device = next(model.parameters()).device
-        costs = layer_costs(model, torch.zeros(1, *input_shape, device=device))
+        costs = layer_costs(model, unit_input(model, input_shape, device))
         macs = sum(c.macs for c in costs.values())
         nonzero_macs = sum(c.nonzero_macs for c in costs.values())
         dense = dense or {R.PARAMS: params, R.MACS: macs}
@@ -135,13 +151,13 @@ class Meter:
             R.NONZERO_MACS: round(nonzero_macs),
             R.COMPRESSION: dense[R.PARAMS] / nonzero if nonzero else math.inf,
             R.SPEEDUP: dense[R.MACS] / nonzero_macs if nonzero_macs else math.inf,
-            R.LATENCY: latency_ms(model, torch.randn(self.batch_size, *input_shape, device=device),
-                                     self.repeats, self.warmup) if latency else math.nan,
+            R.LATENCY: latency_ms(model, timed_batch(model, input_shape, self.batch_size, device),
+                                  self.repeats, self.warmup) if latency else math.nan,
         }
         return columns, costs
 
 
 def nonzero_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
-    """MACs of the nonzero weights of `model` for one input of `input_shape`."""
-    example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
+    """MACs of the nonzero weights of `model` for one input of `input_shape` (see `unit_input`)."""
+    example = unit_input(model, input_shape, next(model.parameters()).device)
     return sum(c.nonzero_macs for c in layer_costs(model, example).values())

@@ -1,4 +1,4 @@
-"""The LightningModule for classification, with optimizer and LR-schedule factories from config."""
+"""The LightningModules' shared base (optimizer and LR-schedule factories from config, stages) and classification's."""
 
 from typing import Callable, Iterable
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from prunelab.errors import ConfigError
 from prunelab.modes import eval_mode
 
 
@@ -18,23 +19,21 @@ def _accuracies(num_classes: int) -> nn.ModuleDict:
     return nn.ModuleDict(metrics)
 
 
-class ClassificationModule(pl.LightningModule):
-    """Cross-entropy training of `model`; top-1 (and top-5 for >= 10 classes) accuracy.
+class StageModule(pl.LightningModule):
+    """What every task's LightningModule shares: the network in `model`, an optimizer and LR schedule built
+    afresh for every stage from factories, the epoch's mean training loss.
 
     `optimizer(params)` and `scheduler(optimizer, epochs=...)` (an LR schedule of `prunelab.training.lr`)
     are factories; the optimizer and LR schedule are built afresh for every stage (see `set_stage`).
-    `channels_last` holds every model assigned to `model` (structural surgery assigns new ones) and every
-    4-D batch it trains or evaluates on in channels_last memory format.
+    `channels_last` holds every model assigned to `model` (structural surgery assigns new ones) in
+    channels_last memory format. A subclass defines `loss(batch)` and `evaluate(batches)`.
     """
 
-    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int,
-                 channels_last: bool = False):
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, channels_last: bool = False):
         super().__init__()
         self.channels_last = channels_last
         self.model = model
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.val_metrics = _accuracies(num_classes)
-        self.num_classes = num_classes
         self.stage_epochs, self.lr_scale = 1, 1.0
 
     def __setattr__(self, name: str, value) -> None:
@@ -58,22 +57,18 @@ class ClassificationModule(pl.LightningModule):
         # Restored before the optimizer is rebuilt, so a resumed stage gets its own LR schedule.
         self.set_stage(**checkpoint["stage_settings"])
 
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """`x`, channels_last if the module is and `x` is 4-D (images)."""
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.inputs(x))
-
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._samples = torch.zeros((), device=self.device), 0
 
+    def loss(self, batch) -> tuple[torch.Tensor, int]:
+        """The mean training loss of `batch` and the number of samples it is a mean over."""
+        raise NotImplementedError
+
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self.forward(x), y)
+        loss, samples = self.loss(batch)
         # Summed here and logged once per epoch: a `self.log` call costs about 1 ms, a small model's whole step.
-        self._loss_sum += loss.detach() * len(y)
-        self._samples += len(y)
+        self._loss_sum += loss.detach() * samples
+        self._samples += samples
         return loss
 
     def train_loss(self) -> torch.Tensor:
@@ -83,6 +78,48 @@ class ClassificationModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.log("train/loss", self.train_loss(), prog_bar=True)
 
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_scale
+        scheduler = self.scheduler_factory(optimizer, epochs=self.stage_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+class ClassificationModule(StageModule):
+    """Cross-entropy training of `model`; top-1 (and top-5 for >= 10 classes) accuracy.
+
+    The optimizer and LR schedule are those of `StageModule`. `channels_last` also puts every 4-D batch it
+    trains or evaluates on in channels_last memory format.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int,
+                 channels_last: bool = False):
+        super().__init__(model, optimizer, scheduler, channels_last)
+        self.val_metrics = _accuracies(num_classes)
+        self.num_classes = num_classes
+
+    @classmethod
+    def for_datamodule(cls, model: nn.Module, optimizer: Callable, scheduler: Callable, datamodule,
+                       channels_last: bool = False) -> "ClassificationModule":
+        """The module for `datamodule`'s classes (the task's factory; a run calls it)."""
+        classes = getattr(datamodule, "num_classes", None)
+        if classes is None:
+            raise ConfigError("task", f"classification needs labelled classes, and {type(datamodule).__name__} has "
+                              "none", "use the task of the dataset: e.g. task=language_modeling with dataset=text")
+        return cls(model, optimizer, scheduler, classes, channels_last)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """`x`, channels_last if the module is and `x` is 4-D (images)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.inputs(x))
+
+    def loss(self, batch) -> tuple[torch.Tensor, int]:
+        x, y = batch
+        return F.cross_entropy(self.forward(x), y), len(y)
+
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self.forward(x)
@@ -90,13 +127,6 @@ class ClassificationModule(pl.LightningModule):
         for name, metric in self.val_metrics.items():
             metric(logits, y)
             self.log(f"val/{name}", metric, prog_bar=name == "acc")
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.model.parameters())
-        for group in optimizer.param_groups:
-            group["lr"] *= self.lr_scale
-        scheduler = self.scheduler_factory(optimizer, epochs=self.stage_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable) -> dict[str, float]:

@@ -4,6 +4,7 @@ The one place that sets the order of results.csv's columns and layer_sparsity.cs
 `prunelab.results`'.
 """
 
+import math
 from dataclasses import dataclass
 
 from prunelab import results as R
@@ -52,6 +53,16 @@ def stage_row(labels: dict, m: StageMeasures) -> dict:
         R.STAGE_TIME: m.stage_time_s,
         R.WALL_TIME: m.wall_time_s,
     }
+
+
+def stage_line(row: dict, stages: int, metric: str) -> str:
+    """A results row in one line, as a run's log shows each of its `stages` stages (and a skipped run its last;
+    a column an older results.csv lacks reads nan)."""
+    get = {key: row.get(key, math.nan) for key in (R.TARGET, R.WEIGHT_SPARSITY, R.PARAM_SPARSITY, R.before_ft(metric),
+                                                   R.val(metric), R.test(metric))}
+    return (f"stage {row[R.STAGE]}/{stages}  target {get[R.TARGET]:.4f}  weights pruned {get[R.WEIGHT_SPARSITY]:.4f}"
+            f" (parameters {get[R.PARAM_SPARSITY]:.4f})  {metric} before ft {get[R.before_ft(metric)]:.4f}"
+            f" -> after ft {get[R.val(metric)]:.4f}  (test {get[R.test(metric)]:.4f})")
 
 
 def has_row(rows: list[dict], stage: int) -> bool:

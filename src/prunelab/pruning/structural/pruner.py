@@ -12,7 +12,7 @@ from prunelab.modes import eval_mode
 from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.gradient import summed_gradients
-from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, prunable_parameters
+from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, apply_masks, prunable_parameters
 from prunelab.pruning.select import check_scope
 from prunelab.pruning.structural.adapter import (
     ChannelGraph,
@@ -92,6 +92,8 @@ class StructuralPruner(Pruner):
             new = {}
         else:
             new = _keep_masked(model, removal_masks(model, groups), masks)
+            params = dict(model.named_parameters())
+            apply_masks([params[n] for n in new], list(new.values()))
         model.zero_grad(set_to_none=True)
         return new
 
@@ -127,7 +129,7 @@ class StructuralPruner(Pruner):
         # Removal keeps one graph per model: it remembers the dense widths that targets refer to.
         if self.remove and self._graph is not None and self._graph.model is model:
             return self._graph
-        return self._bind(model, masks, next(iter(ctx.batches()))[0][:1])
+        return self._bind(model, masks, next(ctx.inputs())[:1])
 
     def _bind(self, model: nn.Module, masks: Masks, example: torch.Tensor) -> ChannelGraph:
         """A channel graph over `model` as it is now, kept in `_graph`."""

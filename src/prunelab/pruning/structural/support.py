@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunelab.errors import ConfigError
+from prunelab.models.causal_lm import CausalLM
 
 _UNSTRUCTURED = "use an unstructured method (e.g. pruning=magnitude) or another model"
 # Model families whose channels torch-pruning cannot remove, by class, with why; measured over torchvision's
@@ -22,7 +23,11 @@ MAX_PARAMETERS = 500_000_000
 
 
 def check_model(model: nn.Module) -> None:
-    """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses."""
+    """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses, or naming
+    `pruning` for a language model (not supported yet)."""
+    if isinstance(model, CausalLM):
+        raise ConfigError("pruning", "structural methods do not remove a language model's heads, channels or layers "
+                          "yet", "use an unstructured method (e.g. pruning=magnitude, wanda or sparsegpt)")
     name = type(model).__name__
     if name in REFUSED:
         raise ConfigError("model", f"{name} cannot be pruned structurally: {REFUSED[name]}", _UNSTRUCTURED)
