@@ -3,9 +3,12 @@ experiments/analyse.py pass and fail on hand-made tables."""
 
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from experiments import analyse
+from prunelab.data.cached_folder import take
+from prunelab.data.folder import folder_splits
 from tests.helpers import CONF, compose_config, options, run, widths
 
 # The presets' data sets swapped for the bundled 8x8 digits, one epoch per stage, no logger; the keys a
@@ -73,7 +76,7 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
     assert rows["test_acc"].between(0, 1).all()
     assert cfg.dataset.name in ("digits", "synthetic")
     assert cfg.model.name == compose_config(f"+experiment={name}").model.name
-    assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in out.masks.values())
+    assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in (out.masks or {}).values())  # dense only: none
     if cfg.pruning._target_.endswith("StructuralPruner"):
         # Channels leave the model: every higher target has fewer parameters, and none is held at zero.
         assert rows["params"].diff().iloc[1:].lt(0).all() and (rows["nonzero_params"] == rows["params"]).all()
@@ -97,6 +100,19 @@ def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
             assert dataset.test_root == "/shared/data/CIFAR-10-images/test"
         else:
             assert dataset.name == "mnist" and dataset.download is False and dataset.data_dir == "/shared/data"
+
+
+def preset_splits(name: str) -> dict:
+    """The image indices of each split a CIFAR-10 preset trains, validates and tests on (50 000 + 10 000 images)."""
+    dataset = compose_config(f"+experiment={name}").dataset
+    splits = folder_splits(50_000, 10_000, dataset.val_fraction, 0.2, dataset.split_seed)
+    return {split: take(idx, dataset.limit, dataset.split_seed) for split, (_, idx) in splits.items()}
+
+
+def test_cifar_dense_trains_on_every_training_image_but_the_validation_split_the_pruning_runs_validate_on():
+    dense, families = preset_splits("cifar_dense"), preset_splits("cifar_families")
+    assert {split: len(idx) for split, idx in dense.items()} == {"train": 47_500, "val": 2_500, "test": 10_000}
+    assert all(torch.equal(dense[split].sort().values, families[split].sort().values) for split in ("val", "test"))
 
 
 def rows(method, seed, targets, accs, schedule="iterative", retrain="finetune", **columns):

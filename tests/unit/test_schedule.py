@@ -18,6 +18,12 @@ def test_stage_arithmetic():
     assert Schedule(targets=[0.5], pretrain_epochs=0, finetune_epochs=1).stage_at_epoch(0) == 1
 
 
+def test_a_schedule_without_targets_trains_dense_only():
+    s = Schedule(targets=[], pretrain_epochs=3, finetune_epochs=1)
+    assert s.num_stages == 0 and s.total_epochs == 3
+    assert [s.stage_at_epoch(e) for e in range(3)] == [0, 0, 0]
+
+
 @pytest.mark.parametrize(
     "kwargs, setting",
     [
@@ -25,7 +31,7 @@ def test_stage_arithmetic():
         ({"targets": [-0.1]}, "schedule.targets"),
         ({"targets": [0.8, 0.5]}, "schedule.targets"),
         ({"targets": [0.5, 0.5]}, "schedule.targets"),
-        ({"targets": []}, "schedule.targets"),
+        ({"targets": [], "pretrain_epochs": 0}, "schedule.targets"),
         ({"targets": [0.5], "finetune_epochs": 0}, "schedule.finetune_epochs"),
         ({"targets": [0.5], "pretrain_epochs": -1}, "schedule.pretrain_epochs"),
     ],

@@ -24,7 +24,8 @@ RETRAININGS = {  # Liu et al. 2019, by `Schedule.retrain`
 
 @dataclass(frozen=True)
 class Schedule:
-    """Dense training for `pretrain_epochs`, then one stage per target of `finetune_epochs` each.
+    """Dense training for `pretrain_epochs`, then one stage per target of `finetune_epochs` each
+    (no targets: dense training only, one results row).
 
     `cumulative=True` (iterative): each stage prunes further from the previous one, pruned
     weights stay pruned. `cumulative=False` (one-shot): each stage prunes the dense weights.
@@ -158,8 +159,9 @@ class GradualSchedule(Schedule):
 
 def check_schedule(s: Schedule) -> None:
     """Raise a ConfigError naming the setting for a schedule that cannot run."""
-    if not s.targets:
-        raise ConfigError("schedule.targets", "no target sparsities given", "e.g. schedule.targets=[0.5,0.8,0.9]")
+    if not s.targets and s.pretrain_epochs < 1:
+        raise ConfigError("schedule.targets", "no target sparsities and no dense training: nothing to train",
+                          "e.g. schedule.targets=[0.5,0.8,0.9], or schedule.pretrain_epochs >= 1 to train dense only")
     bad = [t for t in s.targets if not 0.0 <= t < 1.0]
     if bad:
         raise ConfigError("schedule.targets", f"{bad} outside [0, 1)", "give sparsities such as 0.5 or 0.9")
