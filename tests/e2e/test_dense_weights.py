@@ -20,7 +20,8 @@ def test_the_committed_dense_resnet20_keeps_its_accuracy_on_a_slice_of_the_test_
                          "schedule.pretrain_epochs=1", f"dataset.limit={SLICE}", f"dataset.cache_dir={tmp_path}",
                          f"dataset.root={CIFAR / 'train'}", f"dataset.test_root={CIFAR / 'test'}", "logger=none",
                          "store_dir=null")
-    parts = prepare(cfg, tmp_path)  # builds the run without training it: checks the weights against protocol.json and settings.json, then loads them
+    # builds the run without training it: checks the weights against protocol.json and settings.json, loads them
+    parts = prepare(cfg, tmp_path)
     parts.datamodule.prepare_data()
     parts.datamodule.setup("test")
     accuracy = parts.module.evaluate(parts.datamodule.test_dataloader())["acc"]
