@@ -273,18 +273,20 @@ class FakeHost:
         self.total_epochs = epochs
 
 
-def drive(engine, host: FakeHost, epochs: range, step: int = 0, after_step=None) -> int:
-    """What a training loop does around each epoch and step; a fake step moves every weight.
-    `after_step(step)` is called after each step."""
+def drive(engine, host: FakeHost, epochs: range, step: int = 0, after_step=None, grads=None, lr: float = 0.01,
+          drift: float = 0.001) -> int:
+    """What a training loop does around each epoch and step; a fake SGD step (`lr`, plus a `drift` that would
+    revive pruned weights, which get no gradient) moves every weight. The gradients are `grads(step, name, param)`,
+    else ones. `after_step(step)` is called after each step."""
     for epoch in epochs:
         engine.epoch_start(host, epoch, step)
         for _ in range(host.steps_per_epoch):
-            for p in host.model.parameters():
-                p.grad = torch.ones_like(p)
+            for n, p in host.model.named_parameters():
+                p.grad = grads(step, n, p) if grads is not None else torch.ones_like(p)
             engine.before_optimizer_step(host, step)
             with torch.no_grad():
                 for p in host.model.parameters():
-                    p.sub_(0.01 * p.grad - 0.001)  # pruned weights get no gradient, but the drift would revive them
+                    p.sub_(lr * p.grad - drift)
             step += 1
             engine.batch_end(host, step)
             if after_step is not None:

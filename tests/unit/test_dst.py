@@ -209,21 +209,7 @@ def movement_engine(model=None, target=0.5, lr=0.1):
 def train(engine, host, grads, epochs: range, step: int = 0, after_step=None) -> int:
     """`drive` with the gradients `grads(step, name, param)` (dL/dW', at the masked weights) and a plain SGD step
     at learning rate 0.1."""
-    for epoch in epochs:
-        engine.epoch_start(host, epoch, step)
-        for _ in range(host.steps_per_epoch):
-            for n, p in host.model.named_parameters():
-                p.grad = grads(step, n, p)
-            engine.before_optimizer_step(host, step)
-            with torch.no_grad():
-                for p in host.model.parameters():
-                    p.sub_(0.1 * p.grad)
-            step += 1
-            engine.batch_end(host, step)
-            if after_step is not None:
-                after_step(step)
-        engine.epoch_end(torch.tensor(1.0), epoch, host.model)
-    return step
+    return drive(engine, host, epochs, step, after_step, grads=grads, lr=0.1, drift=0.0)
 
 
 def seeded_grads(step, name, p):
