@@ -2,7 +2,8 @@
 
 Writers (the stage recorder, the loggers) and readers (the run folder, gathering, the report from W&B) name
 columns only through this module. A task's metric `m` (see `prunelab.tasks`) gives three columns:
-`m_before_ft` (validation, right after pruning), `val_m` and `test_m` (after fine-tuning).
+`m_before_ft` (validation, right after pruning), `test_m_before_ft` (test, right after pruning, where
+`metrics.test_before_ft` asks for it; else NaN), `val_m` and `test_m` (after fine-tuning).
 
 Two sparsities, defined once (`prunelab.pruning.sparsity` computes them):
 - `weight_sparsity`: the fraction of the dense model's prunable weights (the pruner's weights: Linear and
@@ -64,6 +65,12 @@ def std(column: str) -> str:
 def before_ft(metric: str) -> str:
     """The validation `metric` right after pruning, before fine-tuning (`acc_before_ft`)."""
     return f"{metric}_before_ft"
+
+
+def test_before_ft(metric: str) -> str:
+    """The test `metric` right after pruning, before fine-tuning (`test_ppl_before_ft`): the one-shot result without
+    retraining, measured where `metrics.test_before_ft` is true (else NaN)."""
+    return f"test_{metric}_before_ft"
 
 
 def val(metric: str) -> str:

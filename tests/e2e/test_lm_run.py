@@ -37,6 +37,18 @@ def test_magnitude_prunes_the_decoder_linears_and_fine_tuning_holds_the_masks(sc
             assert torch.allclose(1 - mask.float().mean(1), torch.tensor(0.8), atol=1 / mask.shape[1])
 
 
+def test_the_test_perplexity_right_after_pruning_is_measured_where_asked(corpus, tmp_path):
+    # fine-tuning at a negligible learning rate leaves the pruned model as it was: its test perplexity after
+    # fine-tuning is then the one right after pruning, and the validation split's differs from both
+    overrides = [*TINY, *LM, *corpus, "pruning=magnitude", "schedule.finetune_lr_scale=1e-9"]
+    rows = run(compose_config(*overrides, "metrics.test_before_ft=true"), tmp_path / "on").results
+    right_after, after_ft = rows[R.test_before_ft("ppl")], rows[R.test("ppl")]
+    assert right_after.tolist() == pytest.approx(after_ft.tolist(), rel=1e-5)
+    assert right_after.iloc[-1] > right_after.iloc[0] and right_after.iloc[-1] != rows[R.before_ft("ppl")].iloc[-1]
+    off = run(compose_config(*overrides), tmp_path / "off").results
+    assert off[R.test_before_ft("ppl")].isna().all() and off[R.test("ppl")].tolist() == after_ft.tolist()
+
+
 def test_the_perplexity_curve_goes_to_wandb_and_to_a_comparison_on_a_log_axis(corpus, tmp_path):
     cfg = compose_config(*TINY[:-3], *LM, *corpus, "logger=wandb", "save_model=state", "export_onnx=false")
     folder = tmp_path / "run"

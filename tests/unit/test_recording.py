@@ -1,11 +1,14 @@
 """A stage's results row: every measure under its column, in results.csv's order."""
 
+import math
+
 from prunelab.training.recording import StageMeasures, has_row, stage_line, stage_row
 
 
 def measures(test: dict) -> StageMeasures:
     return StageMeasures(stage=1, target=0.5, weight_sparsity=0.49, param_sparsity=0.45, params=100, nonzero=51,
                          empty_layers=0, compute={"macs": 10, "nonzero_macs": 5}, metric="acc", before_ft=0.7,
+                         test_before_ft=float("nan"),
                          val={"acc": 0.8}, test=test, epoch=3, stage_time_s=1.5, wall_time_s=4.0)
 
 
@@ -15,9 +18,9 @@ def test_a_stage_row_has_the_labels_then_the_measures_in_order():
         ("method", "magnitude"), ("task", "classification"), ("seed", 0), ("stage", 1), ("target_sparsity", 0.5),
         ("weight_sparsity", 0.49), ("param_sparsity", 0.45),
         ("params", 100), ("nonzero_params", 51), ("empty_layers", 0), ("macs", 10), ("nonzero_macs", 5),
-        ("acc_before_ft", 0.7), ("val_acc", 0.8), ("test_acc", 0.75), ("epoch", 3), ("stage_time_s", 1.5),
+        ("acc_before_ft", 0.7), ("test_acc_before_ft", row["test_acc_before_ft"]), ("val_acc", 0.8), ("test_acc", 0.75), ("epoch", 3), ("stage_time_s", 1.5),
         ("wall_time_s", 4.0)]
-    assert has_row([row], 1) and not has_row([row], 2)
+    assert math.isnan(row["test_acc_before_ft"]) and has_row([row], 1) and not has_row([row], 2)
 
 
 def test_top5_accuracy_has_its_column_after_top1_when_measured():
@@ -27,10 +30,10 @@ def test_top5_accuracy_has_its_column_after_top1_when_measured():
 
 def test_a_lower_is_better_metric_names_its_own_columns():
     m = StageMeasures(stage=1, target=0.5, weight_sparsity=0.5, param_sparsity=0.4, params=10, nonzero=6, empty_layers=0,
-                      compute={}, metric="ppl", before_ft=40.0, val={"ppl": 30.0}, test={"ppl": 31.0}, epoch=1,
+                      compute={}, metric="ppl", before_ft=40.0, test_before_ft=41.0, val={"ppl": 30.0}, test={"ppl": 31.0}, epoch=1,
                       stage_time_s=1.0, wall_time_s=2.0)
     row = stage_row({}, m)
-    assert (row["ppl_before_ft"], row["val_ppl"], row["test_ppl"]) == (40.0, 30.0, 31.0) and "test_acc" not in row
+    assert (row["ppl_before_ft"], row["test_ppl_before_ft"], row["val_ppl"], row["test_ppl"]) == (40.0, 41.0, 30.0, 31.0) and "test_acc" not in row
 
 
 def test_a_stage_line_says_the_target_both_sparsities_and_the_metric_before_and_after_fine_tuning():

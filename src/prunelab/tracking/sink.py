@@ -28,7 +28,8 @@ def define_stage_metrics(run, columns, task: Task) -> None:
         if key == results.STEP_METRIC:
             continue
         metric = task.metric.name
-        summary = best if column in (results.val(metric), results.test(metric), results.before_ft(metric)) else None
+        summary = best if column in (results.val(metric), results.test(metric), results.before_ft(metric),
+                                   results.test_before_ft(metric)) else None
         run.define_metric(key, step_metric=results.STEP_METRIC, **({"summary": summary} if summary else {}))
 
 

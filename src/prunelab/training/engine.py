@@ -9,6 +9,7 @@ calls each. The engine owns the stage machine and its state; `training.masking` 
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Protocol, Sequence
@@ -294,7 +295,8 @@ class StageEngine:
             self._hold_masks(host.model)
 
     def _prune(self, target: float, host: Host, measure: bool = True) -> None:
-        """Prune to `target`; with `measure`, take the validation metric at once (before fine-tuning)."""
+        """Prune to `target`; with `measure`, take the validation metric at once (before fine-tuning), and the test
+        metric too where `metrics.test_before_ft` asks for it."""
         ctx = ScoreContext(batches=host.train_batches, loss=cross_entropy,
                            generator=prune_generator(self.seed, self.state.stage), calibration=host.calibration)
         self.state.masks = self.pruner.prune(host.model, self.state.masks, target, ctx)
@@ -304,6 +306,8 @@ class StageEngine:
         if measure:
             metric = self.task.metric.name
             self.state.pending = {results.before_ft(metric): host.evaluate("val")[metric]}
+            if self.meter.test_before_ft:
+                self.state.pending[results.test_before_ft(metric)] = host.evaluate("test")[metric]
 
     def _prune_on_schedule(self, host: Host, global_step: int) -> None:
         """Gradual schedules prune during the stage too (AGP); the metric is taken once the target is reached."""
@@ -330,6 +334,8 @@ class StageEngine:
             param_sparsity=param_sparsity(model, dense[results.PARAMS] if dense else None), params=params, nonzero=nonzero,
             empty_layers=sum(not bool(m.any()) for m in state.masks.values()) if state.masks is not None else 0,
             compute=compute, metric=metric, before_ft=state.pending.get(results.before_ft(metric), val[metric]),
+            test_before_ft=state.pending.get(results.test_before_ft(metric),
+                                             test[metric] if self.meter.test_before_ft else math.nan),
             val=val, test=test,
             epoch=epoch, stage_time_s=now - self._stage_started, wall_time_s=now - self._started,
         )

@@ -117,11 +117,12 @@ class Meter:
 
     `latency_batch_size` inputs (images; a language model's windows) per timed forward pass, `latency_repeats`
     timed passes (the median is reported) after `latency_warmup` untimed ones, at the stages `latency_stages`
-    names: `all`, `final` (the last stage only) or `none`; elsewhere `latency_ms` is NaN.
+    names: `all`, `final` (the last stage only) or `none`; elsewhere `latency_ms` is NaN. `test_before_ft`: also
+    evaluate the test split right after each pruning step (the one-shot result, `test_<metric>_before_ft`).
     """
 
     def __init__(self, latency_batch_size: int = 1, latency_repeats: int = 20, latency_warmup: int = 3,
-                 latency_stages: str = "all"):
+                 latency_stages: str = "all", test_before_ft: bool = False):
         settings = [("latency_batch_size", latency_batch_size, 1), ("latency_repeats", latency_repeats, 1),
                     ("latency_warmup", latency_warmup, 0)]
         for key, value, least in settings:
@@ -131,7 +132,7 @@ class Meter:
             raise ConfigError("metrics.latency_stages", f"{latency_stages!r} is not one of {list(LATENCY_STAGES)}",
                               "set metrics.latency_stages=all, final or none")
         self.batch_size, self.repeats, self.warmup = latency_batch_size, latency_repeats, latency_warmup
-        self.latency_stages = latency_stages
+        self.latency_stages, self.test_before_ft = latency_stages, test_before_ft
 
     def times(self, stage: int, last_stage: int) -> bool:
         """Whether latency is measured at `stage` of a run whose last stage is `last_stage`."""

@@ -25,6 +25,7 @@ class StageMeasures:
     compute: dict  # `Meter.measure`'s columns
     metric: str  # the task's metric, e.g. acc
     before_ft: float  # its validation value right after pruning
+    test_before_ft: float  # its test value right after pruning (NaN where not measured)
     val: dict  # the host's evaluation of the validation split
     test: dict  # and of the test split
     epoch: int
@@ -46,6 +47,7 @@ def stage_row(labels: dict, m: StageMeasures) -> dict:
         R.EMPTY_LAYERS: m.empty_layers,
         **m.compute,
         R.before_ft(m.metric): m.before_ft,
+        R.test_before_ft(m.metric): m.test_before_ft,
         R.val(m.metric): m.val[m.metric],
         R.test(m.metric): m.test[m.metric],
         **extra,
