@@ -11,7 +11,7 @@ from prunelab.errors import ConfigError
 from prunelab.pruning import UnstructuredPruner
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.criteria import Magnitude
-from prunelab.pruning.masks import full_masks, sparsity
+from prunelab.pruning.masks import full_masks
 from prunelab.pruning.owl import OWL, check_densities, layer_groups, outlier_ratio, outlier_ratios, owl_densities
 from prunelab.pruning.sparsegpt import SparseGPT
 from prunelab.pruning.wanda import WandaPruner
