@@ -85,3 +85,21 @@ def test_the_command_trains_prunes_and_fine_tunes_a_tiny_llama(corpus, tmp_path)
     assert "skipped, prunelab does not trace language models yet" in out + err
     comparison = pd.read_csv(ComparisonPaths(sweep).table)
     assert comparison[R.mean(R.test("ppl"))].tolist() == pytest.approx(rows[R.test("ppl")].tolist())
+
+
+def test_owl_with_wanda_prunes_each_decoder_layer_at_its_own_sparsity_and_the_linears_at_the_target(corpus, tmp_path):
+    out = run(compose_config(*TINY, *LM, *corpus, "pruning=wanda", "owl=owl", "pruning.calibration.num_samples=16",
+                             "pruning.owl.calibration.num_samples=16"), tmp_path / "run")
+    assert out.results[R.WEIGHT_SPARSITY].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    pruned = {layer: [1 - m.float().mean() for n, m in out.masks.items() if f".layers.{layer}." in n]
+              for layer in (0, 1)}
+    assert all(max(s) - min(s) < 0.01 for s in pruned.values())  # every Linear of a layer at the layer's sparsity
+    assert abs(pruned[0][0] - pruned[1][0]) == pytest.approx(2 * 0.08, abs=0.01)  # two layers: 0.8 -/+ lambda
+
+
+def test_taylor_prunes_a_tiny_llama_to_the_target_from_the_next_token_loss_gradient(corpus, tmp_path):
+    out = run(compose_config(*TINY, *LM, *corpus, "pruning=taylor", "pruning.criterion.accumulate=gradient",
+                             "pruning.criterion.num_batches=4"), tmp_path / "run")
+    assert out.results[R.WEIGHT_SPARSITY].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    assert out.masks and all(".layers." in name for name in out.masks)  # no embedding, no LM head
+    assert out.results[R.test("ppl")].iloc[0] < 100

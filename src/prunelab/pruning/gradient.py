@@ -10,6 +10,7 @@ nonlinearity that would not commute with the sum), so every rank prunes the same
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
+from typing import Literal
 
 import torch
 from torch import nn
@@ -74,17 +75,31 @@ def _check_batches(num_batches: int) -> int:
 
 
 class Taylor:
-    """First-order Taylor saliency |w * dL/dw| (Molchanov et al. 2017), summed over `num_batches` batches.
+    """First-order Taylor saliency |w * dL/dw| over the first `num_batches` training batches.
 
-    The absolute value is taken per batch, then summed over batches and ranks.
+    `accumulate` says what is summed over the batches (and ranks): "saliency", sum_b |w * g_b|, the absolute
+    value taken per batch (this criterion's form before the setting existed); "gradient", |w * sum_b g_b|, w
+    times the gradient of the loss of all those batches together (LLM-Pruner, Ma et al. 2023: the element-wise
+    first-order importance |dL(D)/dW * W| of the loss over the calibration set D, one backward pass in its code).
+    On a causal LM the batches are training windows of seq_len tokens and L their next-token cross-entropy.
     """
 
-    def __init__(self, num_batches: int = 16):
-        self.num_batches = _check_batches(num_batches)
+    ACCUMULATIONS = ("saliency", "gradient")
+
+    def __init__(self, num_batches: int = 16, accumulate: Literal["saliency", "gradient"] = "saliency"):
+        if accumulate not in self.ACCUMULATIONS:
+            raise ConfigError("pruning.criterion.accumulate", f"unknown accumulation {accumulate!r}",
+                              f"use one of {list(self.ACCUMULATIONS)}")
+        self.num_batches, self.accumulate = _check_batches(num_batches), accumulate
 
     def __call__(self, model: nn.Module, params: dict[str, nn.Parameter], ctx: ScoreContext):
         weights = list(params.values())
         values = [w.detach() for w in weights]
+        if self.accumulate == "gradient":
+            with scoring_mode(model):
+                scores = torch._foreach_mul(summed_gradients(model, weights, ctx, self.num_batches), values)
+            torch._foreach_abs_(scores)
+            return dict(zip(params, scores))
         scores = [torch.zeros_like(v) for v in values]
         with scoring_mode(model):
             for loss in batch_losses(model, ctx, self.num_batches):

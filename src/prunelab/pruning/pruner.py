@@ -11,8 +11,10 @@ from prunelab.pruning import baselines
 from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
-from prunelab.pruning.patterns import NM, parse_pattern
+from prunelab.pruning.patterns import NM, Unstructured, parse_pattern
 from prunelab.pruning.select import ALLOCATIONS, check_scope
+
+LOCAL_SCOPES = ("layer", "row")  # allocations that set each layer's count from that layer alone
 
 
 def round_targets(start: float, target: float, rounds: int) -> list[float]:
@@ -46,6 +48,8 @@ class UnstructuredPruner(Pruner):
     or "block" (`block_shape` [h, w] blocks; see `patterns.Block`). `rounds` > 1 prunes in that many score -> select rounds on the exponential schedule of
     `round_targets`, each scoring the model masked by the round before. `baseline` turns any
     criterion into a sanity baseline (see `prunelab.pruning.baselines`): null, invert, shuffle, reinit.
+    `owl` (a `prunelab.pruning.owl.OWL`; the `owl` config group) gives each parameter its own sparsity
+    (`sparsities`): unstructured, scope layer or row, no layer_rates.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class UnstructuredPruner(Pruner):
         layer_rates: Mapping[str, float] | None = None,
         pattern: str = "unstructured",
         block_shape: Sequence[int] = (4, 4),
+        owl: Callable | None = None,
     ):
         check_scope(scope, ALLOCATIONS)
         if rounds < 1:
@@ -73,6 +78,8 @@ class UnstructuredPruner(Pruner):
         check_layer_rates(self.layer_rates, scope)
         self.pattern = parse_pattern(pattern, block_shape)
         check_pattern(self.pattern, scope, self.layer_rates)
+        check_owl(owl, self.pattern, scope, self.layer_rates)
+        self.owl = owl
 
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The weights this pruner may prune; a ConfigError when exclusions leave none."""
@@ -109,7 +116,23 @@ class UnstructuredPruner(Pruner):
     def select_round(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, target: float,
                      ctx: ScoreContext) -> Masks:
         """One score -> select round: masks at `target` from the criterion's scores of the model as it is."""
-        return self.pattern.select(self.scores(model, params, masks, ctx), masks, target, self.scope, self.layer_rates)
+        scores = self.scores(model, params, masks, ctx)
+        return self.select_at(scores, masks, target, self.sparsities(model, params, masks, target, ctx))
+
+    def sparsities(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, target: float,
+                   ctx: ScoreContext) -> dict[str, float]:
+        """The sparsity of each parameter `masks` cover at overall `target`: OWL's (`owl`), else `target`."""
+        if self.owl is None:
+            return {name: target for name in masks}
+        return self.owl(model, {n: params[n] for n in masks}, target, ctx)
+
+    def select_at(self, scores: dict, masks: Masks, target: float, sparsities: Mapping[str, float]) -> Masks:
+        """Masks from `scores`: each parameter at `sparsities[name]` under a local scope (layer, row; n:m fixes its
+        own), else the scope's allocation of `target` over all of them."""
+        if self.scope not in LOCAL_SCOPES or isinstance(self.pattern, NM):
+            return self.pattern.select(scores, masks, target, self.scope, self.layer_rates)
+        return {n: self.pattern.select({n: scores[n]}, {n: masks[n]}, sparsities[n], self.scope, self.layer_rates)[n]
+                for n in masks}
 
     def scores(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, ctx: ScoreContext) -> dict:
         """The criterion's checked scores of the weights `masks` cover (inverted by the invert baseline)."""
@@ -150,3 +173,18 @@ def check_pattern(pattern, scope: str, rates: Mapping[str, float]) -> None:
     if isinstance(pattern, NM) and (scope == "erk" or rates):
         raise ConfigError("pruning.pattern", f"{pattern.n}:{pattern.m} prunes every layer alike; scope={scope} and"
                           " layer_rates ask for uneven layers", "use scope=global and no layer_rates with n:m")
+
+
+def check_owl(owl, pattern, scope: str, rates: Mapping[str, float]) -> None:
+    """OWL sets every layer's sparsity itself: unstructured weights, a local scope, no layer_rates."""
+    if owl is None:
+        return
+    if not isinstance(pattern, Unstructured):
+        raise ConfigError("pruning.owl", "sets each layer's sparsity, which an n:m or block pattern fixes or rounds",
+                          "use pruning.pattern=unstructured with owl, or owl=none")
+    if scope not in LOCAL_SCOPES:
+        raise ConfigError("pruning.owl", f"prunes each layer at its own sparsity, which scope={scope} would "
+                          "reallocate", "set pruning.scope=layer (or row)")
+    if rates:
+        raise ConfigError("pruning.owl", "sets each layer's sparsity, and so do pruning.layer_rates",
+                          "give one of them: pruning.layer_rates={} or owl=none")

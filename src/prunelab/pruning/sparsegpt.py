@@ -1,6 +1,6 @@
 """SparseGPT (Frantar & Alistarh 2023): one-shot pruning with optimal-brain-surgeon weight updates."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -12,7 +12,7 @@ from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, Block, from_reduction_view, reduction_view
 from prunelab.pruning.pruner import UnstructuredPruner
-from prunelab.pruning.select import keep_top, select
+from prunelab.pruning.select import keep_top
 
 
 def hessian(model: nn.Module, name: str, layer: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
@@ -89,7 +89,8 @@ class SparseGPT(UnstructuredPruner):
     paper). The weights a layer loses come from `scope` (layer: the target in every layer as the
     paper; erk and row: their layer counts; global and lamp: the counts their ranking of |w| gives).
     `pattern` is unstructured or "n:m"; `block_size` columns are masked at a time; `dampening` is the
-    fraction of mean(diag H) added to H's diagonal. Biases and excluded layers are left as they are.
+    fraction of mean(diag H) added to H's diagonal. Biases and excluded layers are left as they are. With
+    `owl`, each layer loses its OWL share (see `UnstructuredPruner.sparsities`), from the model before pruning.
     """
 
     def __init__(
@@ -102,8 +103,9 @@ class SparseGPT(UnstructuredPruner):
         pattern: str = "unstructured",
         block_size: int = 128,
         dampening: float = 0.01,
+        owl: Callable | None = None,
     ):
-        super().__init__(None, scope, exclude, exclude_output, layer_rates=layer_rates, pattern=pattern)
+        super().__init__(None, scope, exclude, exclude_output, layer_rates=layer_rates, pattern=pattern, owl=owl)
         nm = self.pattern if isinstance(self.pattern, NM) else None
         if isinstance(self.pattern, Block):
             raise ConfigError("pruning.pattern", "SparseGPT chooses weights column by column, not in blocks",
@@ -119,7 +121,7 @@ class SparseGPT(UnstructuredPruner):
         """New masks at `target` (never reviving a weight); the model's weights are pruned and updated."""
         params = self.parameters(model)
         apply_masks([params[n] for n in masks], list(masks.values()))
-        counts = self._counts(masks, target, params)
+        counts = self._counts(masks, target, params, self.sparsities(model, params, masks, target, ctx))
         batches = self.calibration.inputs(ctx, next(iter(params.values())).device)
         out = {}
         for name, layer in owners(model, params).items():
@@ -133,10 +135,10 @@ class SparseGPT(UnstructuredPruner):
             out[name] = from_reduction_view(keep.view(reduction_view(p).shape), p.shape)
         return out
 
-    def _counts(self, masks: Masks, target: float, params) -> dict[str, int]:
+    def _counts(self, masks: Masks, target: float, params, sparsities: Mapping[str, float]) -> dict[str, int]:
         if self.nm is not None:
             return {n: 0 for n in masks}  # n:m fixes each group's count
-        chosen = select({n: params[n].detach().abs() for n in masks}, masks, target, self.scope, self.layer_rates)
+        chosen = self.select_at({n: params[n].detach().abs() for n in masks}, masks, target, sparsities)
         return {n: int((~m).sum()) for n, m in chosen.items()}
 
 

@@ -1,6 +1,6 @@
 """Wanda (Sun et al. 2023): pruning by weights and activations, without labels or weight updates."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -10,9 +10,7 @@ from prunelab.pruning.calibration import Calibration, capture, owners, squared_s
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, from_reduction_view
-from prunelab.pruning.pruner import UnstructuredPruner, check_scores
-
-LOCAL_SCOPES = ("layer", "row")  # allocations that set each layer's count from that layer alone
+from prunelab.pruning.pruner import LOCAL_SCOPES, UnstructuredPruner, check_scores
 
 
 def input_norms(model: nn.Module, params: dict[str, nn.Parameter], batches: list[torch.Tensor],
@@ -70,15 +68,16 @@ class WandaPruner(UnstructuredPruner):
     module order, each scored with the calibration inputs it receives from the model whose earlier layers are
     already pruned. `false`: every layer is scored from one pass of the model as it is (the dense model), then
     all are pruned together. Row and layer scopes (and n:m) set each layer's count from the layer itself; the
-    other scopes take the counts of the one-pass selection and prune each layer to its count in turn.
+    other scopes take the counts of the one-pass selection and prune each layer to its count in turn. Each
+    layer is pruned at its `sparsities` (OWL's with `owl`, see `UnstructuredPruner`).
     """
 
     def __init__(self, calibration: Calibration, sequential: bool = True, scope: str = "row",
                  exclude: Sequence[str] = (), exclude_output: bool = True, rounds: int = 1,
                  baseline: str | None = None, layer_rates: Mapping[str, float] | None = None,
-                 pattern: str = "unstructured", block_shape: Sequence[int] = (4, 4)):
+                 pattern: str = "unstructured", block_shape: Sequence[int] = (4, 4), owl: Callable | None = None):
         super().__init__(Wanda(calibration), scope, exclude, exclude_output, rounds, baseline, layer_rates, pattern,
-                         block_shape)
+                         block_shape, owl)
         self.calibration, self.sequential = calibration, sequential
 
     def select_round(self, model: nn.Module, params: dict[str, nn.Parameter], masks: Masks, target: float,
@@ -89,6 +88,7 @@ class WandaPruner(UnstructuredPruner):
         local = self.scope in LOCAL_SCOPES or isinstance(self.pattern, NM)
         counts = None if local else {n: int((~m).sum()) for n, m in
                                      super().select_round(model, params, masks, target, ctx).items()}
+        sparsities = self.sparsities(model, params, masks, target, ctx)  # OWL's from the model before this round
         batches = self.calibration.inputs(ctx, next(iter(params.values())).device)
         new = {}
         for name, layer in owners(model, {n: params[n] for n in masks}).items():
@@ -98,7 +98,7 @@ class WandaPruner(UnstructuredPruner):
             if self.baseline == "invert":
                 scores = baselines.invert(scores)
             if local:
-                kept = self.pattern.select(scores, {name: masks[name]}, target, self.scope, self.layer_rates)
+                kept = self.pattern.select(scores, {name: masks[name]}, sparsities[name], self.scope, self.layer_rates)
             else:
                 kept = self.pattern.select(scores, {name: masks[name]}, counts[name] / masks[name].numel(), "layer")
             new[name] = kept[name]
