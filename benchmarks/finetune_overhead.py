@@ -80,16 +80,19 @@ def plain_epochs(cfg, epochs: int) -> list[float]:
 
 
 def plain_epoch(model, optimizer, batches) -> None:
+    """forward, cross-entropy, backward, optimizer step over `batches`: logits (..., classes) against labels (...),
+    so a classifier's (batch, classes) and a language model's (batch, length, vocabulary) alike."""
     model.train()
     for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        logits = model(x)
+        F.cross_entropy(logits.flatten(0, -2), y.flatten()).backward()
         optimizer.step()
 
 
-def print_epochs(name: str, width: int, cfg, epochs: int, repeats: int, plain: Callable) -> None:
+def print_epochs(name: str, width: int, cfg, epochs: int, repeats: int, plain: Callable, steps: int = 1) -> None:
     """One table row: median seconds per epoch of `plain(cfg, epochs)` (a plain loop), prunelab's dense and
-    90%-sparse epochs, and their ratios, over `repeats` runs."""
+    90%-sparse epochs, and their ratios, over `repeats` runs; per step with the `steps` of an epoch."""
     plain_s, dense, sparse = [], [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +100,7 @@ def print_epochs(name: str, width: int, cfg, epochs: int, repeats: int, plain: C
         dense += d
         sparse += s
         plain_s += plain(cfg, epochs)
-    p, d, s = median(plain_s), median(dense), median(sparse)
+    p, d, s = (median(times) / steps for times in (plain_s, dense, sparse))
     print(f"{name:{width}} {p:14.3f} {d:15.3f} {d / p:6.3f} {s:11.3f} {s / d:6.3f}")
 
 

@@ -15,6 +15,8 @@ BENCHMARKS = {
     "finetune_overhead.py": (["--repeats", "1", "--epochs", "1", "--case", "LeNet-300-100 / MNIST"], "LeNet-300-100"),
     "gpu_epoch.py": (["--repeats", "1", "--epochs", "1", "--models", "resnet20", "--device", "cpu", "--data",
                       "synthetic", "--samples", "256"], "resnet20"),
+    "lm_train_step.py": (["--repeats", "1", "--epochs", "1", "--windows", "16", "--vocab", "512", "--seq-len", "32",
+                          "--batch", "8"], "llama_small "),
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
     "parallel_sweep.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"],
                           "parallel / sequential ratio"),

@@ -1,5 +1,7 @@
-"""Under DDP every rank prunes the same weights, though each rank scores its own batches (2 CPU processes, gloo)."""
+"""Under DDP every rank prunes the same weights, though each rank scores its own batches (2 CPU processes, gloo);
+a language-model run under DDP keeps its ranks in step and writes its perplexity curve once."""
 
+import re
 import socket
 from contextlib import nullcontext
 from unittest import mock
@@ -9,13 +11,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+import pandas as pd
 from omegaconf import OmegaConf
 from torch import nn
 
 from prunelab.config import build
 from prunelab.pruning import ScoreContext, distributed
 from prunelab.pruning.masks import full_masks
-from tests.helpers import compose_config
+from prunelab import results as R
+from prunelab.paths import RunPaths
+from prunelab.training.export import load_model
+from tests.helpers import LM, TINY, cli, compose_config, text_corpus, text_options
 
 METHODS = ["random", "magnitude", "taylor", "snip", "grasp", "synflow"]
 DATA_DRIVEN = ["taylor", "snip", "grasp"]
@@ -62,3 +68,30 @@ def test_every_rank_prunes_the_same_weights(tmp_path):
     assert all(same((m, True)) for m in METHODS), [m for m in METHODS if not same((m, True))]
     # the test can fail: without the reduction, ranks with different data prune different weights
     assert not any(same((m, False)) for m in DATA_DRIVEN), [m for m in DATA_DRIVEN if same((m, False))]
+
+
+def stage_lines(log) -> list[str]:
+    """The stage lines of a rank's log, without their time stamps."""
+    return [re.sub(r"^\[.*?\]", "", line) for line in log.read_text().splitlines() if "stage " in line]
+
+
+@pytest.mark.slow  # the command with 2 processes: ~40 s
+def test_two_ranks_of_a_language_model_run_prune_alike_and_write_the_perplexity_curve_once(tmp_path):
+    corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
+    job, store = tmp_path / "job", tmp_path / "store"
+    proc = cli(*TINY[:-3], *LM, *corpus, "dataset.limit=48", "pruning=taylor", "logger=none", "save_model=state",
+               "export_onnx=false", "+trainer.strategy=ddp", "trainer.devices=2", f"hydra.run.dir={job}", cwd=tmp_path,
+               store=store)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    first, second = stage_lines(job / "cli.log"), stage_lines(job / "train_ddp_process_1.log")
+    assert len(first) == 3 and first == second, "ranks disagree on sparsity or perplexity"
+    (run_dir,) = store.glob("runs/*")
+    rows = pd.read_csv(RunPaths(run_dir).results)
+    assert rows[R.STAGE].tolist() == [0, 1, 2] and rows["task"].eq("language_modeling").all()
+    assert rows[R.WEIGHT_SPARSITY].tolist() == pytest.approx([0.0, 0.5, 0.8], abs=1e-3)
+    pd.testing.assert_frame_equal(pd.read_csv(job / "results.csv"), rows)
+    model = load_model(RunPaths(run_dir).model_state)
+    linears = [m.weight for name, m in model.named_modules() if ".layers." in name and isinstance(m, nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in linears) / sum(w.numel() for w in linears)
+    assert zeros == pytest.approx(0.8, abs=1e-3)  # the masks held to the end, on the weights rank 0 saved

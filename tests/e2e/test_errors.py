@@ -1,17 +1,19 @@
 """One mistake of each class through the command: one line naming the setting and the fix, exit 2, no
 traceback, before training, and before the run's folder in the store or its W&B run exist
-(tests/unit/test_config_errors.py covers each class in breadth)."""
+(tests/unit/test_config_errors.py covers each class in breadth); every bad input of the language-model task
+through the job the command runs."""
 
 from pathlib import Path
 
 import pytest
 import torch
 
+from prunelab.errors import ConfigError
 from prunelab.models import LeNet5
 from prunelab.paths import RunPaths
 from prunelab.runs.folder import write_status
 from prunelab.runs.job import execute
-from tests.helpers import MICRO, cli, compose_config
+from tests.helpers import LM, MICRO, TINY, cli, compose_config, text_corpus, text_options, tiny_llama
 
 
 def nothing(tmp_path) -> list[str]:
@@ -110,3 +112,60 @@ def test_a_run_folder_with_a_damaged_file_names_it_and_how_to_recover(damage, fi
     lines = [line for line in err.splitlines() if line.startswith("prunelab: error: ")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert says in lines[0] and "Fix: delete" in lines[0] and fix in lines[0], lines[0]
+
+
+def saved_llama(tmp_path, vocab_size: int = 256) -> str:
+    folder = tmp_path / "saved"
+    tiny_llama(vocab_size=vocab_size).lm.save_pretrained(folder)
+    return str(folder)
+
+
+def empty_val_file(tmp_path) -> list[str]:
+    (tmp_path / "corpus" / "empty.txt").write_text("")
+    return ["dataset.val_file=empty.txt"]
+
+
+def folder_without_config(tmp_path) -> list[str]:
+    (tmp_path / "no_config").mkdir()
+    return ["model=causal_lm", f"model.path={tmp_path / 'no_config'}"]
+
+
+LM_MISTAKES = {  # each bad input of the language-model task: what is given, the setting named, what it says
+    "tokenizer_too_big": (lambda d: ["model=causal_lm", f"model.path={saved_llama(d, vocab_size=128)}"],
+                          "dataset.tokenizer", "does not fit the model's 128 embeddings"),
+    "seq_len_beyond_positions": (lambda d: ["model.config.max_position_embeddings=16"], "dataset.seq_len",
+                                 "beyond the model's 16 positions"),
+    "missing_text_file": (lambda d: ["dataset.test_file=missing.txt"], "dataset.test_file", "no text file at"),
+    "empty_text_file": (empty_val_file, "dataset.val_file", "is empty"),
+    "folder_without_config": (folder_without_config, "model.path", "holds no config.json"),
+    "hub_name_without_download": (lambda d: ["model=causal_lm", "model.path=meta-llama/Llama-2-7b-hf"],
+                                  "model.download", "would be downloaded"),
+    "structural_method": (lambda d: ["pruning=l1_filter"], "pruning", "structural methods do not remove"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LM_MISTAKES))
+def test_each_bad_input_of_a_language_model_run_is_one_error_before_any_run_folder_or_wandb_run(case, tmp_path):
+    given, setting, says = LM_MISTAKES[case]
+    corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
+    cfg = compose_config(*TINY[:-3], *LM, *corpus, "dataset.limit=24", "logger=wandb", f"store_dir={tmp_path / 'store'}",
+                         *given(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        execute(cfg, tmp_path / "job")  # the job the command runs
+    assert err.value.setting == setting and says in err.value.problem and err.value.fix, str(err.value)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "store").exists() and not list(tmp_path.rglob("offline-run-*"))
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("results.csv"))
+
+
+@pytest.mark.slow  # starts the command: ~10 s
+def test_a_bad_input_of_a_language_model_run_is_one_line_and_exit_2_through_the_command(tmp_path):
+    corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
+    proc = cli(*TINY[:-3], *LM, *corpus, "logger=wandb", "model.config.max_position_embeddings=16",
+               f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path, store=tmp_path / "store")
+    out, err = proc.communicate(timeout=600)
+    lines = (out + err).splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, out + err[-3000:]
+    assert lines[0].startswith("prunelab: error: dataset.seq_len: 32 tokens is beyond the model's 16 positions")
+    assert "Fix: set dataset.seq_len=16 or less" in lines[0]
+    assert not (tmp_path / "store").exists() and not list(tmp_path.rglob("offline-run-*"))

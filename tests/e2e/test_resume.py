@@ -16,6 +16,7 @@ from prunelab.runs.folder import read_status
 from prunelab.runs.run import RunResult
 from prunelab.training.callback import PruningCallback
 from tests.helpers import (
+    LM,
     SMALL,
     TIMES,
     TINY,
@@ -25,6 +26,9 @@ from tests.helpers import (
     compose_config,
     run,
     stop_at_epoch_start,
+    stop_in_epoch,
+    text_corpus,
+    text_options,
 )
 
 # 8 epochs: 2 dense, then 2 stages of 3 fine-tuning epochs, so a stage can be cut in its middle.
@@ -59,6 +63,29 @@ def test_a_stopped_run_continues_to_the_uninterrupted_result(hook, epoch, refere
     rows_before = len(pd.read_csv(tmp_path / "results.csv"))
     assert rows_before < len(reference.results)
     assert_same_run(run(compose_config(*SHORT, "cache=false"), tmp_path), reference)
+
+
+def test_a_language_model_run_stopped_inside_a_fine_tuning_epoch_continues_to_the_uninterrupted_result(tmp_path,
+                                                                                                      monkeypatch):
+    # a tiny LLaMA, AdamW (its moments are in the checkpoint), 2 steps an epoch; epoch 3 is the second of the
+    # first target's 3 fine-tuning epochs: the stop lands after its first step, before its checkpoint
+    config = [*TINY, "schedule.finetune_epochs=3", *LM, *text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache"), "dataset.limit=24",
+              "optimizer=adamw", "optimizer.lr=0.01", "cache=false"]
+    uninterrupted = run(compose_config(*config), tmp_path / "reference")
+    stop_in_epoch(monkeypatch, 3)
+    with pytest.raises(Stopped):
+        run(compose_config(*config), tmp_path / "stopped")
+    monkeypatch.undo()
+    assert len(pd.read_csv(tmp_path / "stopped" / "results.csv")) == 1 < len(uninterrupted.results)
+    started, original = [], PruningCallback.on_train_epoch_start
+
+    def record(self, trainer, pl_module):
+        started.append(trainer.current_epoch)
+        return original(self, trainer, pl_module)
+
+    monkeypatch.setattr(PruningCallback, "on_train_epoch_start", record)
+    assert_same_run(run(compose_config(*config), tmp_path / "stopped"), uninterrupted)
+    assert started == [3, 4, 5, 6, 7]  # continued from the checkpoint of epoch 2, not from the start
 
 
 @pytest.mark.slow
