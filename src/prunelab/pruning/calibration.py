@@ -16,13 +16,19 @@ class Calibration:
     The draw is the data's own where it has one (`ScoreContext.calibration`: a language model's windows at
     random positions of the training tokens, as the papers draw them); else one pass over the training batches
     keeping the samples with the smallest seeded random keys, so it is uniform over the training split at the
-    cost of reading it once (no forward passes).
+    cost of reading it once (no forward passes). `device`: where the decoder layers of a causal LM are pruned one
+    at a time by the block-sequential methods (`prunelab.pruning.sequential`); null: where the model is.
     """
 
-    def __init__(self, num_samples: int = 128, batch_size: int = 64, seed: int = 0):
+    def __init__(self, num_samples: int = 128, batch_size: int = 64, seed: int = 0, device: str | None = None):
         for key, value in (("num_samples", num_samples), ("batch_size", batch_size)):
             if value < 1:
                 raise ConfigError(f"pruning.calibration.{key}", f"must be >= 1, got {value}", "use e.g. 128")
+        try:
+            self.device = None if device is None else torch.device(device)
+        except RuntimeError:
+            raise ConfigError("pruning.calibration.device", f"{device!r} is not a torch device",
+                              "use null (where the model is), cpu or cuda") from None
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
 
     def inputs(self, ctx: ScoreContext, device: torch.device) -> list[torch.Tensor]:

@@ -7,26 +7,22 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.pruning.allocation import apportion
-from prunelab.pruning.calibration import Calibration, capture, input_matrix, owners
+from prunelab.pruning.calibration import Calibration, input_matrix
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, Block, from_reduction_view, reduction_view
 from prunelab.pruning.pruner import UnstructuredPruner
 from prunelab.pruning.select import keep_top
+from prunelab.pruning.sequential import walk
 
 
-def hessian(model: nn.Module, name: str, layer: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
-    """H = X X^T / n of `layer`'s calibration inputs (columns in reduction-view order), from `model` as it is now."""
-    total, rows = None, 0
-
-    def take(_, module, x):
-        nonlocal total, rows
-        x = input_matrix(module, x).float()
-        total = x.T @ x if total is None else total + x.T @ x
-        rows += len(x)
-
-    capture(model, {name: layer}, batches, take, stop_after=layer)
-    return total / rows
+def hessian_sums(sums: dict):
+    """A `take` that adds X^T X of each layer input (`input_matrix`, float) and its row count to `sums[name]`."""
+    def take(name, layer, x):
+        x = input_matrix(layer, x).float()
+        total, rows = sums.get(name, (0.0, 0))
+        sums[name] = (total + x.T @ x, rows + len(x))
+    return take
 
 
 def inverse_cholesky(h: torch.Tensor, dampening: float) -> torch.Tensor:
@@ -118,22 +114,30 @@ class SparseGPT(UnstructuredPruner):
         self.calibration, self.block_size, self.dampening, self.nm = calibration, block_size, dampening, nm
 
     def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
-        """New masks at `target` (never reviving a weight); the model's weights are pruned and updated."""
+        """New masks at `target` (never reviving a weight); the model's weights are pruned and updated.
+
+        Layer after layer (`prunelab.pruning.sequential.walk`): each layer's H = X X^T / n from the inputs that
+        the already pruned layers before it produce (a causal LM: decoder layer by decoder layer, as the paper).
+        """
         params = self.parameters(model)
         apply_masks([params[n] for n in masks], list(masks.values()))
         counts = self._counts(masks, target, params, self.sparsities(model, params, masks, target, ctx))
         batches = self.calibration.inputs(ctx, next(iter(params.values())).device)
-        out = {}
-        for name, layer in owners(model, params).items():
-            p = params[name]
-            h = hessian(model, name, layer, batches)
-            hinv = inverse_cholesky(h, self.dampening)
-            w, keep = obs_prune(_matrix(p), hinv, _matrix(masks[name]), counts[name], self.nm, self.block_size,
-                                h.diagonal() == 0)
-            with torch.no_grad():
-                p.copy_(from_reduction_view(w.view(reduction_view(p).shape), p.shape))
-            out[name] = from_reduction_view(keep.view(reduction_view(p).shape), p.shape)
-        return out
+        sums, out = {}, {}
+
+        def prune(names):
+            for name in names:
+                p = params[name]
+                total, rows = sums.pop(name)
+                h = total / rows
+                w, keep = obs_prune(_matrix(p), inverse_cholesky(h, self.dampening), _matrix(masks[name]).to(p.device),
+                                    counts[name], self.nm, self.block_size, h.diagonal() == 0)
+                with torch.no_grad():
+                    p.copy_(from_reduction_view(w.view(reduction_view(p).shape), p.shape))
+                out[name] = from_reduction_view(keep.view(reduction_view(p).shape), p.shape).to(masks[name].device)
+
+        walk(model, {n: params[n] for n in masks}, batches, hessian_sums(sums), prune, self.calibration.device)
+        return {n: out[n] for n in masks}
 
     def _counts(self, masks: Masks, target: float, params, sparsities: Mapping[str, float]) -> dict[str, int]:
         if self.nm is not None:
