@@ -3,16 +3,18 @@
 of decoder layers doubles.
 
     python benchmarks/lm_pruning.py [--repeats 3] [--hidden 256] [--layers 4] [--samples 64] [--seq-len 128]
-                                    [--threads 1]
+                                    [--threads 1] [--parts time,memory]
 
 Time: seconds per decoder layer (the whole model pruned once, divided by its layers), median over interleaved
 repetitions, and the fraction of weights whose mask agrees with the port's. Memory: each pruning in a fresh
 process; the peak resident memory (VmHWM, reset once the model, the calibration windows and the dense masks
-exist) above what was resident then, at `--layers` and twice as many, with the ratio. prunelab's peak includes
-the masks it returns (one bool per weight), which the ports do not make; printed beside it.
+exist) above what was resident then, at `--layers` and twice as many, with the ratio; glibc set to return freed
+blocks of 64 KiB and more at once (`MALLOC`), so that resident memory follows the live tensors. prunelab's peak
+includes the masks it returns (one bool per weight), which the ports do not make; printed beside it.
 """
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +25,9 @@ import torch
 from common import median, threads
 from llm_ports import prune_sparsegpt, prune_wanda
 
+# glibc serves allocations of 64 KiB and more from mmap and unmaps them when freed, so that resident memory
+# follows the live tensors (its default threshold grows with freed blocks, and the heap keeps what it freed)
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 CASES = {"wanda 50%": ("wanda", "unstructured", 0, 0), "sparsegpt 50%": ("sparsegpt", "unstructured", 0, 0),
          "sparsegpt 2:4": ("sparsegpt", "2:4", 2, 4)}
 
@@ -122,7 +127,8 @@ def memory(args) -> None:
     for case in CASES:
         for tool in ("port", "prunelab"):
             out = [subprocess.run([sys.executable, __file__, "--child", case, tool, "--layers", str(layers),
-                                   *_shared(args)], capture_output=True, text=True, check=True).stdout.split()
+                                   *_shared(args)], capture_output=True, text=True, check=True,
+                                  env={**os.environ, **MALLOC}).stdout.split()
                    for layers in (args.layers, 2 * args.layers)]
             (p1, m1), (p2, m2) = [(float(o[-2]), float(o[-1])) for o in out]
             print(f"{case:14} {tool:9} {p1:6.1f} -> {p2:5.1f} {p2 / p1:6.2f}x {m1:5.1f} -> {m2:4.1f}")
@@ -141,6 +147,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parts", default="time,memory", help="time, memory or both")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     threads(args.threads)
@@ -149,8 +156,10 @@ def main() -> None:
         return
     print(f"LLaMA hidden {args.hidden}, {args.layers} decoder layers, {args.samples} calibration windows of "
           f"{args.seq_len} tokens, {args.threads} thread(s), median of {args.repeats}")
-    time_cases(args)
-    memory(args)
+    if "time" in args.parts:
+        time_cases(args)
+    if "memory" in args.parts:
+        memory(args)
 
 
 if __name__ == "__main__":
