@@ -135,12 +135,15 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
 
 def check_language_model_rows(cfg, rows: pd.DataFrame, request) -> None:
     """A language-model preset's tiny run: on the tiny corpus, finite perplexities, the test perplexity right after
-    pruning where the preset asks for it."""
+    pruning where the preset asks for it, and a loaded dense model evaluated at stage 0 as its own run left it."""
     assert f"dataset.data_dir={cfg.dataset.data_dir}" in request.getfixturevalue("corpus")
     test_ppl, right_after = rows[R.test("ppl")], rows[R.test_before_ft("ppl")].iloc[1:]
     assert np.isfinite(test_ppl).all() and test_ppl.gt(1).all()
     assert (np.isfinite(right_after).all() and right_after.gt(1).all()) if cfg.metrics.test_before_ft \
         else right_after.isna().all()
+    if cfg.dense_checkpoint:  # stage 0 is the dense model as saved: not trained again
+        dense = pd.read_csv(request.getfixturevalue("dense_lm").results)
+        assert test_ppl.iloc[0] == pytest.approx(dense[R.test("ppl")].iloc[-1], rel=1e-6)
 
 
 def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
