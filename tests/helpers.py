@@ -52,7 +52,8 @@ MICRO = ["schedule.pretrain_epochs=1", "schedule.finetune_epochs=1", "schedule.t
 
 
 # Language models: windows of 32 tokens of a text corpus (`text_corpus`), vocabulary 256; a tiny LLaMA on them.
-LM_DATA = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256", "optimizer.lr=0.2"]
+LM_TEXT = ["dataset=text", "dataset.seq_len=32", "dataset.vocab_size=256"]
+LM_DATA = [*LM_TEXT, "optimizer.lr=0.2"]
 LM = ["model=llama_tiny", *LM_DATA]
 
 

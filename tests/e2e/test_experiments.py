@@ -1,15 +1,23 @@
 """Every experiment preset (the package's conf/experiment) runs end to end on a tiny budget; the criteria of
 experiments/analyse.py pass and fail on hand-made tables."""
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from experiments import analyse
+from prunelab import results as R
+from prunelab.config import build
 from prunelab.data.cached_folder import take
 from prunelab.data.folder import folder_splits
-from tests.helpers import CONF, compose_config, options, run, widths
+from prunelab.paths import RunPaths
+from prunelab.runs.run import load_dense
+from prunelab.runs.spec import from_config
+from tests.helpers import CONF, LM_TEXT, ROOT, compose_config, options, run, text_corpus, text_options, widths
 
 # The presets' data sets swapped for the bundled 8x8 digits, one epoch per stage, no logger; the keys a
 # preset sets on its data set (MNIST's data_dir, CIFAR's limit) are dropped.
@@ -18,6 +26,12 @@ TINY_DATA = ["dataset=digits", "logger=none", "trainer.enable_progress_bar=false
 MNIST_SHAPED = ["dataset=synthetic", "dataset.input_shape=[1,28,28]", "dataset.num_samples=256",
                 "dataset.num_test=64", *TINY_DATA[1:]]
 NEEDS_28 = {"lenet5"}
+# Language-model presets keep dataset=text, on a tiny corpus (the `corpus` fixture) of 32-token windows of a 256-token
+# BPE, and their model at llama_tiny's size.
+TINY_LLAMA = [f"model.config.{key}={value}" for key, value in
+              OmegaConf.to_container(OmegaConf.load(CONF / "model" / "llama_tiny.yaml").config).items()
+              if key != "vocab_size"]
+TINY_TEXT = [*LM_TEXT, *TINY_LLAMA, *TINY_DATA[1:]]
 
 # What each preset promises at its last stage: the fraction of every layer's weights kept.
 LAST_DENSITIES = {
@@ -31,8 +45,13 @@ LAST_DENSITIES = {
 LAST_WIDTHS = {"liu2019": [10, 25, 250, 10]}  # half of LeNet-5's 20 / 50 / 500 channels; the classifier whole
 
 
+def is_language_model(name: str) -> bool:
+    return compose_config(f"+experiment={name}").task.name == "language_modeling"
+
+
 def tiny(name: str, *extra: str):
-    data = MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28 else TINY_DATA
+    data = (MNIST_SHAPED if compose_config(f"+experiment={name}").model.name in NEEDS_28
+            else TINY_TEXT if is_language_model(name) else TINY_DATA)
     own = set(compose_config(data[0]).dataset)
     preset_keys = [f"~dataset.{key}" for key in compose_config(f"+experiment={name}", data[0]).dataset
                    if key not in own]
@@ -56,6 +75,21 @@ def ticket(tmp_path_factory):
     return out / "masks.pt"
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> list[str]:
+    """Overrides that point dataset=text at a tiny corpus, for the language-model presets."""
+    folder = tmp_path_factory.mktemp("text")
+    return text_options(text_corpus(folder / "corpus"), folder / "cache")
+
+
+@pytest.fixture(scope="module")
+def dense_lm(corpus, tmp_path_factory) -> RunPaths:
+    """The folder of a tiny run of lm_dense (its saved model), for the presets that start from a dense LM."""
+    out = RunPaths(tmp_path_factory.mktemp("dense_lm"))
+    run(tiny("lm_dense", *corpus), out.root)
+    return out
+
+
 SLOW_PRESETS = {"cifar_families", "lottery_reinit"}  # a ResNet-20, a second lottery run: the slow suite
 SLOW_RETRAINING = {"finetune", "scratch_e"}  # of a preset that sweeps its retraining, scratch_b runs in the fast suite
 PRESET_RUNS = [pytest.param(name, retrain, id=name if retrain is None else f"{name}-{retrain}",
@@ -68,13 +102,21 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
     extra = [f"schedule.retrain={retrain}"] if retrain else []
     if OmegaConf.select(tiny(name), "pruning.criterion._target_", default="").endswith("TicketMasks"):
         extra.append(f"pruning.criterion.path={request.getfixturevalue('ticket')}")
+    language_model = is_language_model(name)
+    if language_model:
+        extra += request.getfixturevalue("corpus")
+    if language_model and tiny(name).dense_checkpoint:
+        extra.append(f"dense_checkpoint={request.getfixturevalue('dense_lm').model_state}")
     cfg = tiny(name, *extra)
     out = run(cfg, tmp_path)
     rows = out.results
     assert rows["stage"].tolist() == list(range(len(cfg.schedule.targets) + 1))
     assert rows["target_sparsity"].tolist()[1:] == pytest.approx(list(cfg.schedule.targets))
-    assert rows["test_acc"].between(0, 1).all()
-    assert cfg.dataset.name in ("digits", "synthetic")
+    if language_model:
+        check_language_model_rows(cfg, rows, request)
+    else:
+        assert rows["test_acc"].between(0, 1).all()
+        assert cfg.dataset.name in ("digits", "synthetic")
     assert cfg.model.name == compose_config(f"+experiment={name}").model.name
     assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in (out.masks or {}).values())  # dense only: none
     if cfg.pruning._target_.endswith("StructuralPruner"):
@@ -91,6 +133,19 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
         assert kept == pytest.approx(LAST_DENSITIES[name], abs=2e-3)
 
 
+def check_language_model_rows(cfg, rows: pd.DataFrame, request) -> None:
+    """A language-model preset's tiny run: on the tiny corpus, finite perplexities, the test perplexity right after
+    pruning where the preset asks for it, and a loaded dense model evaluated at stage 0 as its own run left it."""
+    assert f"dataset.data_dir={cfg.dataset.data_dir}" in request.getfixturevalue("corpus")
+    test_ppl, right_after = rows[R.test("ppl")], rows[R.test_before_ft("ppl")].iloc[1:]
+    assert np.isfinite(test_ppl).all() and test_ppl.gt(1).all()
+    assert (np.isfinite(right_after).all() and right_after.gt(1).all()) if cfg.metrics.test_before_ft \
+        else right_after.isna().all()
+    if cfg.dense_checkpoint:  # stage 0 is the dense model as saved: not trained again
+        dense = pd.read_csv(request.getfixturevalue("dense_lm").results)
+        assert test_ppl.iloc[0] == pytest.approx(dense[R.test("ppl")].iloc[-1], rel=1e-6)
+
+
 def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
     monkeypatch.setenv("PRUNELAB_DATA", "/shared/data")
     for name in options("experiment"):
@@ -98,8 +153,21 @@ def test_presets_read_real_data_from_the_shared_data_by_default(monkeypatch):
         if dataset.name == "cifar10_jpeg":
             assert dataset.root == "/shared/data/CIFAR-10-images/train"
             assert dataset.test_root == "/shared/data/CIFAR-10-images/test"
+        elif dataset.name == "text":  # the Python documentation, its BPE trained on the train split
+            assert dataset.data_dir == "/shared/data/python-docs" and dataset.tokenizer is None
         else:
             assert dataset.name == "mnist" and dataset.download is False and dataset.data_dir == "/shared/data"
+
+
+def test_the_committed_dense_weights_a_preset_starts_from_fit_its_model_by_their_record(tmp_path):
+    presets = {name: compose_config(f"+experiment={name}") for name in options("experiment")}
+    starts = {name: cfg for name, cfg in presets.items() if cfg.dense_checkpoint}
+    assert starts  # lm_oneshot
+    for name, cfg in starts.items():
+        path = ROOT / cfg.dense_checkpoint
+        recorded = json.loads((path.parent / "settings.json").read_text())["model"]
+        assert recorded == from_config(cfg, tmp_path).dense_settings["model"], name
+        load_dense(build(cfg.model), str(path))  # a ConfigError if the weights do not fit
 
 
 def preset_splits(name: str) -> dict:

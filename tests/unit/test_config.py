@@ -7,6 +7,7 @@ from hydra._internal.utils import _locate
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from prunelab.api import pruner
 from prunelab.config import build
 from tests.helpers import compose_config, language_models, options, tiny_llama
 
@@ -56,6 +57,22 @@ def test_every_pruning_method_and_schedule_instantiates(group):
         target = _locate(cfg[group]._target_)
         built = build(cfg[group])
         assert (isinstance(built, target) if isinstance(target, type) else callable(built)) and cfg[group].name == option
+
+
+def _calibration_seeds(node) -> list:
+    """The seed of every calibration draw in a plain config."""
+    if isinstance(node, dict):
+        own = [node["seed"]] if node.get("_target_") == "prunelab.pruning.calibration.Calibration" else []
+        return own + [s for v in node.values() for s in _calibration_seeds(v)]
+    return []
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_calibration_draws_follow_the_run_seed_and_keep_seed_0_where_the_method_stands_alone(method):
+    for seed in (0, 3):
+        cfg = compose_config(f"pruning={method}", "owl=owl", f"seed={seed}")
+        assert _calibration_seeds(OmegaConf.to_container(cfg, resolve=True)) == [seed, seed]  # the method's, OWL's
+    assert pruner(method).calibration.seed == 0  # prunelab.prune: the pruning node without a run
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))

@@ -17,6 +17,7 @@ from prunelab.runs.hardware import check_trainer
 from prunelab.runs.job import writable
 from prunelab.runs.optimizer import check_optimizer
 from prunelab.runs.run import load_dense
+from prunelab.training.export import save_model
 from tests.helpers import compose_config
 
 LIGHTNING = [
@@ -119,6 +120,28 @@ def test_a_dense_checkpoint_that_is_not_what_it_claims_is_named(write, says, tmp
     with pytest.raises(ConfigError) as err:
         load_dense(MLP([1, 28, 28], 10), str(tmp_path / "dense.pt"))
     assert err.value.setting == "dense_checkpoint" and says in str(err.value)
+
+
+def plain_state(model, path):
+    torch.save(model.state_dict(), path)
+
+
+def lightning_checkpoint(model, path):
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 3}, path)
+
+
+def final_state(model, path):  # a run's model_final_state.pt
+    save_model(RunPaths(path.parent), model, None, {"model": {}}, [1, 28, 28], [], program=False)
+    RunPaths(path.parent).model_state.rename(path)
+
+
+@pytest.mark.parametrize("write", [plain_state, lightning_checkpoint, final_state])
+def test_a_dense_checkpoint_loads_from_a_state_dict_a_lightning_checkpoint_or_a_runs_final_state(write, tmp_path):
+    torch.manual_seed(0)
+    trained, fresh = MLP([1, 28, 28], 10), MLP([1, 28, 28], 10)
+    write(trained, tmp_path / "dense.pt")
+    load_dense(fresh, str(tmp_path / "dense.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()))
 
 
 @pytest.mark.parametrize("content", ['stage,val_acc\n"1,\n', "", "stage,loss\n0,1.0\n", "\x00\xff\x00"])

@@ -54,12 +54,14 @@ class Parts:
 
 
 def load_dense(model: nn.Module, path: str) -> None:
-    """Load a dense model from a Lightning checkpoint or a plain state_dict file."""
+    """Load a dense model from a Lightning checkpoint, a run's model_final_state.pt or a plain state_dict file."""
     if not Path(path).is_file():
         raise ConfigError("dense_checkpoint", f"no file at {path}", "give the path of a .ckpt or .pt file, or null")
     fit = "give a checkpoint of the same model and dataset"
     state = resume.load(path, "dense_checkpoint", fit)
-    if "state_dict" in state:
+    if "state_dict" in state and "config" in state:  # model_final_state.pt (`training.export.save_model`)
+        state = state["state_dict"]
+    elif "state_dict" in state:  # a Lightning checkpoint: the LightningModule's `model`
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
