@@ -94,6 +94,14 @@ def test_per_layer_sparsity_is_the_last_stages(tmp_path):
     assert layers[["layer", "sparsity"]].values.tolist() == [["a", 0.7], ["b", 0.9]]
 
 
+def test_series_labels_name_a_node_only_some_runs_of_a_method_have():
+    base = {"pruning.name": "wanda", "pruning.scope": "row", "model.name": "llama_small"}
+    owl = {**base, "pruning.owl.m": 5.0, "pruning.owl.lamda": 0.08}
+    assert gather.series_labels({"a": base, "b": owl}) == {"a": "wanda", "b": "wanda (owl)"}
+    labels = gather.series_labels({"a": base, "b": owl, "c": {**owl, "pruning.scope": "layer"}})
+    assert labels == {"a": "wanda (scope=row)", "b": "wanda (scope=row, owl)", "c": "wanda (scope=layer, owl)"}
+
+
 def test_series_labels_show_only_what_varies():
     base = {"pruning.name": "magnitude", "pruning.scope": "global", "model.name": "lenet", "dataset.seed": 0}
     same = gather.series_labels({"a": base, "b": {**base, "dataset.seed": 1}})

@@ -227,7 +227,8 @@ def series_labels(identities: dict[str, dict]) -> dict[str, str]:
     """A label per run: the method, plus what tells its series apart (seeds aside).
 
     Schedule, model, dataset or task names show when they vary across the runs (so that a label names one
-    series in every group); other settings show as `key=value` when they vary between runs of the same method.
+    series in every group); other settings show as `key=value` when they vary between runs of the same method,
+    and a node that only some of its runs have (`pruning.owl` of `owl=owl`) by its name.
     """
     everyone = list(identities.values())
     names = [f"{n}.name" for n in (*NODES[1:], "task") if _varies(everyone, f"{n}.name")]
@@ -237,8 +238,11 @@ def series_labels(identities: dict[str, dict]) -> dict[str, str]:
         keys = sorted(set.intersection(*(set(i) for i in members.values())))
         extra = [k for k in keys if k.split(".")[-1] != "seed" and f"{k.split('.')[0]}.name" not in names
                  and _varies(list(members.values()), k)]
+        optional = sorted({".".join(k.split(".")[:2]) for i in members.values() for k in i} - {
+            ".".join(k.split(".")[:2]) for k in keys})
         for run, i in members.items():
             parts = [str(i[k]) for k in names] + [f"{k.removeprefix('pruning.')}={i.get(k)}" for k in extra]
+            parts += [n.removeprefix("pruning.") for n in optional if any(k.startswith(n + ".") for k in i)]
             labels[run] = method + (f" ({', '.join(parts)})" if parts else "")
     return labels
 
