@@ -272,3 +272,30 @@ def test_cifar_families_criteria_compare_at_the_highest_target_and_l1_filter_wit
     assert l1_keeps.passed is passes and "2.00x fewer MACs" in l1_keeps.value
     table = analyse.cifar_families_table(runs)
     assert table.loc[("l1_filter", 0.8), "test_acc"] == "50.00 ± 0.00" and table["n"].eq(2).all()
+
+
+def lm_rows(series: str, seed: int, targets: list[float], before: list[float], after: list[float]) -> pd.DataFrame:
+    """A language-model run's rows: stage 0 dense at 12.0, then the targets' perplexities before and after recovery."""
+    method = series.split()[0]
+    return pd.DataFrame({"method": method, "series": series, "seed": seed, "stage": range(len(targets) + 1),
+                         "target_sparsity": [0.0, *targets], "weight_sparsity": [0.0, *targets],
+                         "test_ppl_before_ft": [float("nan"), *before], "test_ppl": [12.0, *after]})
+
+
+@pytest.mark.parametrize("owl_ppl, passes", [(40.0, True), (60.0, False)])
+def test_lm_oneshot_criteria_compare_before_fine_tuning_and_owl_at_70(owl_ppl, passes):
+    t = [0.5, 0.7]
+    runs = pd.concat([frame for s in (0, 1) for frame in (
+        lm_rows("magnitude", s, t, [30.0, 90.0], [20.0, 40.0]), lm_rows("wanda", s, t, [18.0, 50.0], [15.0, 30.0]),
+        lm_rows("sparsegpt", s, t, [16.0, 45.0], [14.0, 28.0]),
+        lm_rows("wanda (owl)", s, t, [18.5, owl_ppl], [15.0, 29.0]),
+        lm_rows("magnitude (pattern=2:4)", s, [0.5], [70.0], [30.0]),
+        lm_rows("wanda (pattern=2:4)", s, [0.5], [35.0], [25.0]),
+        lm_rows("sparsegpt (pattern=2:4)", s, [0.5], [25.0 + s], [20.0]))], ignore_index=True)
+    checks = analyse.lm_oneshot(runs, pd.DataFrame())
+    assert [c.passed for c in checks] == [True, True, True, True, passes, True]
+    assert checks[2].value == "sparsegpt 25.50 ± 0.71, magnitude 70.00 ± 0.00"
+    worse = runs.assign(test_ppl=runs["test_ppl"].where(runs["stage"] == 0, 100.0))
+    assert not analyse.lm_oneshot(worse, pd.DataFrame())[-1].passed
+    table = analyse.lm_oneshot_table(runs)
+    assert table.loc[("wanda (owl)", 0.7), "before_ft"] == f"{owl_ppl:.2f} ± 0.00" and table["n"].eq(2).all()
