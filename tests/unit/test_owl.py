@@ -180,8 +180,8 @@ def test_every_owl_option_passes_the_schema_and_builds_its_pruner(option, method
     (["pruning=magnitude"], "pruning.owl", "scope=global"),
     (["pruning=wanda", "pruning.scope=erk"], "pruning.owl", "scope=erk"),
     (["pruning=wanda", "pruning.owl.m=0"], "pruning.owl.m", "must be > 0"),
-    (["pruning=wanda", "pruning.owl.lamda=-0.1"], "pruning.owl.lamda", "must be in [0, min(target, 1 - target)]"),
-    (["pruning=wanda", "pruning.owl.lamda=0.6"], "pruning.owl.lamda", "must be in [0, min(target, 1 - target)]"),
+    (["pruning=wanda", "pruning.owl.lamda=-0.1"], "pruning.owl.lamda", "must be in [0, 0.5] (and at most min(target, 1 - target)"),
+    (["pruning=wanda", "pruning.owl.lamda=0.6"], "pruning.owl.lamda", "must be in [0, 0.5] (and at most min(target, 1 - target)"),
     (["pruning=l1_filter"], "pruning.owl", "is not a setting of"),
 ])
 def test_bad_owl_settings_get_one_message_before_any_work(overrides, setting, says, tmp_path):

@@ -69,15 +69,15 @@ class OWL:
     The Wanda scores come from one pass of `calibration`'s samples through the model as it is when pruned (the
     dense model, when pruning once, as in the paper). The sparsities are whole counts per parameter
     (`apportion`) that sum to round(target * weights), so the overall sparsity is the target exactly. A
-    ConfigError when `lamda` > min(target, 1 - target) or puts a layer's density outside [0, 1].
+    ConfigError when `lamda` is outside [0, 0.5], above min(target, 1 - target) at a target, or puts a layer's density outside [0, 1].
     """
 
     def __init__(self, calibration: Calibration, m: float = 5.0, lamda: float = 0.08):
         if not m > 0:
             raise ConfigError("pruning.owl.m", f"must be > 0, got {m}", "use the paper's 5")
         if not 0 <= lamda <= 0.5:
-            raise ConfigError("pruning.owl.lamda", f"must be in [0, min(target, 1 - target)], got {lamda}",
-                              "use the paper's 0.08")
+            raise ConfigError("pruning.owl.lamda", f"must be in [0, 0.5] (and at most min(target, 1 - target) at "
+                              f"each target), got {lamda}", "use the paper's 0.08")
         self.calibration, self.m, self.lamda = calibration, m, lamda
 
     def __call__(self, model: nn.Module, params: dict[str, nn.Parameter], target: float,
