@@ -69,7 +69,8 @@ class OWL:
     The Wanda scores come from one pass of `calibration`'s samples through the model as it is when pruned (the
     dense model, when pruning once, as in the paper). The sparsities are whole counts per parameter
     (`apportion`) that sum to round(target * weights), so the overall sparsity is the target exactly. A
-    ConfigError when `lamda` is outside [0, 0.5], above min(target, 1 - target) at a target, or puts a layer's density outside [0, 1].
+    ConfigError when `lamda` is outside [0, 0.5], above min(target, 1 - target) at a target, or puts a layer's
+    density outside [0, 1].
     """
 
     def __init__(self, calibration: Calibration, m: float = 5.0, lamda: float = 0.08):
