@@ -68,8 +68,8 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 
 def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
-    """Build everything a run needs from its spec; every ConfigError that `runs.spec.check` leaves is raised here, before
-    training."""
+    """Build everything a run needs from its spec; every ConfigError that `runs.spec.check` leaves is raised here,
+    before training."""
     config = spec.config
     check_trainer(config["trainer"])
     schedule = build(config["schedule"])

@@ -56,7 +56,7 @@ TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "task", "hy
 # before the next group's keys, so that a bad setting answers before the imports it does not need.
 NO_TORCH_NODES = ("schedule",)
 TORCH_NODES = ("model", "pruning", "optimizer", "scheduler", "metrics")
-LIGHTNING_NODES = ("dataset", "trainer", "logger", "task")
+LIGHTNING_NODES = ("trainer", "logger", "task", "dataset")
 
 
 def describe(hint) -> str:
