@@ -1,15 +1,18 @@
 """Start-up: from the command to the first training step of a run, phase by phase (interpreter, imports,
 config, the checks that build the model, data loaded while W&B's offline init runs beside it, Trainer); and
-how soon the command answers a bad config whose check needs no data (`optimizer.lr=-0.1`), beside the time
-a fresh interpreter takes to import Lightning and torchvision, which every check needs.
+how soon the command answers a bad config whose check needs no data: for each of `BAD_CONFIGS`, the median
+seconds from the command's start to its error line, against the 3 s it should take at most; beside them the
+time a fresh interpreter takes to import torch alone, and Lightning with torchvision.
 
-    python benchmarks/startup.py [--repeats 5]
+    python benchmarks/startup.py [--repeats 5] [--answers 3] [--answers-only]
 
-Each repetition is a fresh interpreter (imports are only cold once per process).
+Each repetition is a fresh interpreter (imports are only cold once per process). Run it on an idle machine
+(the load average is printed): imports are CPU-bound, and their time doubles on a busy one.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -58,52 +61,83 @@ logger.experiment.finish()
 """
 
 
-BAD_CONFIG = "optimizer.lr=-0.1"
+# Bad settings whose checks need no data, each with the setting its error line names.
+BAD_CONFIGS = {
+    "schedule.targets=[1.5]": "schedule.targets",
+    "optimizer.lr=-0.1": "optimizer.lr",
+    "pruning.scope=bogus": "pruning.scope",
+    "trainer.precision=float7": "trainer.precision",
+    "dataset.batch_size=0": "dataset.batch_size",
+}
+ANSWER_WITHIN = 3.0  # seconds
 
 
-def answer_seconds(folder: Path) -> float:
-    """Wall seconds from the start of `python -m prunelab <BAD_CONFIG>` to its exit; fails unless it exits 2."""
-    cmd = [sys.executable, "-m", "prunelab", BAD_CONFIG, f"hydra.run.dir={folder}"]
+def answer_seconds(override: str, folder: Path) -> float:
+    """Wall seconds from the start of `python -m prunelab <override>` to its error line; fails unless the line names
+    the setting of `BAD_CONFIGS` and the command exits 2."""
+    cmd = [sys.executable, "-m", "prunelab", override, f"hydra.run.dir={folder / 'job'}",
+           f"store_dir={folder / 'store'}"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env(WANDB_MODE="offline"))
-    seconds = time.perf_counter() - start
-    if proc.returncode != 2:
-        sys.exit(proc.stderr[-3000:])
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env(WANDB_MODE="offline"))
+    seconds, lines = None, []
+    for line in proc.stderr:
+        lines.append(line)
+        if seconds is None and line.startswith(f"prunelab: error: {BAD_CONFIGS[override]}: "):
+            seconds = time.perf_counter() - start
+    if proc.wait() != 2 or seconds is None:
+        sys.exit("".join(lines)[-3000:])
     return seconds
 
 
-def import_seconds() -> float:
-    """Wall seconds of a fresh interpreter that imports Lightning and torchvision (and so torch), then exits: what
-    every check needs (the config check imports each `_target_`)."""
+def import_seconds(modules: str) -> float:
+    """Wall seconds of a fresh interpreter that imports `modules`, then exits."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import pytorch_lightning, torchvision"], check=True, env=env())
+    subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, env=env())
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+def phases(repeats: int) -> None:
+    """Print the median of each start-up phase of the default run over `repeats` fresh processes."""
     runs = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         proc = subprocess.run([sys.executable, "-c", PROBE, str(time.perf_counter()), str(Path(__file__).parent)],
                               capture_output=True, text=True, env=env(WANDB_MODE="offline", WANDB_SILENT="true"))
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if not line:
             sys.exit(proc.stderr[-3000:])
         runs.append(json.loads(line[-1]))
-    print(f"start-up of the default run, median of {args.repeats} fresh processes")
+    print(f"start-up of the default run, median of {repeats} fresh processes")
     total = 0.0
     for phase in runs[0]:
         m = median([r[phase] for r in runs])
         total += m
         print(f"{phase:24} {m:7.2f} s")
     print(f"{'total':24} {total:7.2f} s")
+
+
+def answers(repeats: int) -> None:
+    """Print how soon each of `BAD_CONFIGS` is answered (median of `repeats` commands) and the import floors."""
+    print(f"a bad config answered in (median of {repeats}, from the command's start to its error line;"
+          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as folder:
-        answers = [answer_seconds(Path(folder)) for _ in range(args.repeats)]
-    imports = [import_seconds() for _ in range(args.repeats)]
-    print(f"a bad config ({BAD_CONFIG}) answered in {median(answers):.2f} s (median of {args.repeats});"
-          f" importing Lightning and torchvision alone takes {median(imports):.2f} s")
+        for override in BAD_CONFIGS:
+            m = median([answer_seconds(override, Path(folder)) for _ in range(repeats)])
+            verdict = "under" if m < ANSWER_WITHIN else "over"
+            print(f"  {override:28} {m:6.2f} s  {verdict} {ANSWER_WITHIN:.0f} s")
+    for modules in ("torch", "pytorch_lightning, torchvision"):
+        print(f"importing {modules} alone takes {median([import_seconds(modules) for _ in range(repeats)]):.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="fresh processes per start-up phase")
+    parser.add_argument("--answers", type=int, default=3, help="commands per bad config")
+    parser.add_argument("--answers-only", action="store_true", help="time the bad configs only")
+    args = parser.parse_args()
+    if not args.answers_only:
+        phases(args.repeats)
+    answers(args.answers)
 
 
 if __name__ == "__main__":

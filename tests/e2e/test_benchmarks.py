@@ -24,7 +24,7 @@ BENCHMARKS = {
                           "parallel / sequential ratio"),
     "run_costs.py": (["--repeats", "1"], "one training epoch"),
     "scoring_cost.py": (["--repeats", "1", "--batches", "1"], "synflow"),
-    "startup.py": (["--repeats", "1"], "answered in"),
+    "startup.py": (["--repeats", "1", "--answers", "1"], "answered in"),
     "structural_latency.py": (["--repeats", "1", "--warmup", "0"], "mobilenet_v2"),
     "sweep_reuse.py": (["--repeats", "1", "--pretrain", "1", "--finetune", "1", "--targets", "0.5"], "ratio"),
 }

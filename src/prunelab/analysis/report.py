@@ -1,5 +1,5 @@
-"""The comparison of a set of runs: `prunelab-report` (from run directories or W&B), and `CompareSweep`,
-the Hydra callback that builds it in the sweep directory at the end of a multirun.
+"""The comparison of a set of runs: `prunelab-report`, from run directories or W&B (`compare_sweep.CompareSweep`
+builds the same in the sweep directory at the end of a multirun).
 
     prunelab-report multirun/2025-01-01/10-00-00                    # one sweep
     prunelab-report multirun/a multirun/b "outputs/*/*magnitude*"    # several, combined
@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from prunelab import results, tasks
 from prunelab.analysis import compare, gather
 from prunelab.labels import run_labels
-from prunelab.tracking import session, upload
-
-log = logging.getLogger(__name__)
 
 
 def wandb_run(run) -> gather.Run | str:
@@ -68,34 +63,12 @@ def load(paths: Iterable[str] = (), project: str | None = None, group: str | Non
     """Runs from directories/globs and from a W&B project ("entity/project", optionally one group)."""
     runs, skipped = gather.collect(paths)
     if project:
-        import wandb  # here, not at the top: every `prunelab` command loads this module for its sweep callback
+        import wandb  # here, not at the top: only --wandb needs it
 
         api_runs = wandb.Api().runs(project, filters={"group": group} if group else None)
         more, more_skipped = wandb_runs(api_runs)
         runs, skipped = runs + more, skipped + more_skipped
     return gather.build_sweep(runs, skipped)
-
-
-class CompareSweep(Callback):
-    """Hydra callback: when every job of a multirun has returned, gather the sweep's complete runs and
-    write comparison.png, comparison.csv and comparison.md in the sweep directory; with logger=wandb,
-    log the same to one summary run in the sweep's W&B group."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep = gather.gather([sweep_dir])
-        if sweep.runs.empty:
-            log.warning("no complete runs in %s: nothing to compare", sweep_dir)
-            return
-        comparison = compare.compare(sweep)
-        paths = compare.write(comparison, sweep_dir)
-        log.info("comparison of %d runs: %s", sweep.runs["run"].nunique(), ", ".join(map(str, paths.files())))
-        if config.logger.name == "wandb":
-            logger = config.logger
-            upload.log_comparison(comparison, paths.figure, str(sweep_dir),
-                                  group=logger.group or session.group_name(config.hydra.sweep.dir),
-                                  mode=logger.mode, tags=list(logger.tags), project=logger.project,
-                                  entity=logger.get("entity"))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

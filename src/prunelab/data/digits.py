@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 
 import torch
-from sklearn.datasets import load_digits
 
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import WholeBatches
@@ -23,6 +22,8 @@ class Digits(TensorSource):
         shape.check_matches((1, 8, 8), 10)
 
     def load(self) -> Loaded:
+        from sklearn.datasets import load_digits  # scikit-learn's import (~1 s) only when the digits are read
+
         digits = load_digits()
         x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
         y = torch.tensor(digits.target, dtype=torch.long)

@@ -3,15 +3,15 @@
 import json
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from prunelab import atomic
 from prunelab import results as results_schema
 from prunelab.errors import ConfigError
 from prunelab.paths import RunPaths
 from prunelab.tasks import CLASSIFICATION, Task
 
-if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
+if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch; a bad config answers without pandas
+    import pandas as pd
+
     from prunelab.training.engine import StageRecord
 
 
@@ -45,8 +45,10 @@ def read_status(paths: RunPaths) -> dict:
         return {}
 
 
-def read_results(paths: RunPaths, task: Task = CLASSIFICATION) -> pd.DataFrame:
+def read_results(paths: RunPaths, task: Task = CLASSIFICATION) -> "pd.DataFrame":
     """The run's results.csv; a ConfigError saying how to recover when it is damaged (no rows of `task`'s metric)."""
+    import pandas as pd
+
     try:
         results = pd.read_csv(paths.results)
     except (ValueError, UnicodeDecodeError) as err:  # pandas' parser and empty-file errors are ValueErrors

@@ -22,7 +22,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -35,13 +34,15 @@ from prunelab.runs.protocol import stale_warning
 from prunelab.runs.spec import RunSpec, from_config
 from prunelab.tasks import Task
 
-if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch
+if TYPE_CHECKING:  # the sweep summary reads statuses without loading torch; a bad config answers without pandas
+    import pandas as pd
+
     from prunelab.runs.run import Parts
 
 log = logging.getLogger(__name__)
 
 
-def objective(rows: pd.DataFrame, task: Task) -> float:
+def objective(rows: "pd.DataFrame", task: Task) -> float:
     """What a sweeper optimises: the task's validation metric after fine-tuning at the last target (set the
     sweeper's direction to the metric's: maximise accuracy, minimise perplexity)."""
     return float(rows[results.val(task.metric.name)].iloc[-1])

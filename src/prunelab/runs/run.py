@@ -22,7 +22,6 @@ from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume, threads
 from prunelab.runs.folder import RunFolder, write_onnx, write_protocol
 from prunelab.runs.hardware import check_trainer
-from prunelab.runs.optimizer import check_optimizer
 from prunelab.runs.spec import RunSpec
 from prunelab.tasks import Task
 from prunelab.training import deploy
@@ -71,11 +70,10 @@ def load_dense(model: nn.Module, path: str) -> None:
 
 
 def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
-    """Build everything a run needs from its spec; every remaining ConfigError that needs no data is raised here,
+    """Build everything a run needs from its spec; every ConfigError that `runs.spec.check` leaves is raised here,
     before training."""
     config = spec.config
     check_trainer(config["trainer"])
-    check_optimizer(config["optimizer"])
     schedule = build(config["schedule"])
     datamodule = build(config["dataset"])
     datamodule.check()

@@ -51,6 +51,12 @@ NODES = {**{group: () for group in GROUPS}, "trainer": (), "optimizer": (), "sch
 METRICS = "prunelab.training.meter.Meter"
 TASK = "prunelab.tasks.task"  # the `task` node holds its keywords
 TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "task", "hydra")
+# Every node, by what checking it imports (its `_target_`'s module): the schedule nothing, these torch, the
+# last Lightning (seconds; `task` through `task.module`). The run checks them in this order, each group's values
+# before the next group's keys, so that a bad setting answers before the imports it does not need.
+NO_TORCH_NODES = ("schedule",)
+TORCH_NODES = ("model", "pruning", "optimizer", "scheduler", "metrics")
+LIGHTNING_NODES = ("trainer", "logger", "task", "dataset")
 
 
 def describe(hint) -> str:
@@ -163,9 +169,9 @@ def _missing(plain: dict, prefix: str = ""):
             yield from _missing(value, f"{prefix}{key}.")
 
 
-def check(cfg: DictConfig) -> None:
-    """Check the top-level settings and every node of `cfg`: no key that nothing reads, each of the right type;
-    one ConfigError for the first problem."""
+def check_settings(cfg: DictConfig) -> dict:
+    """Check what `cfg` holds besides its nodes' keys: no value left unset, interpolations that resolve, no
+    top-level key that nothing reads, the top-level settings' types; returns the resolved plain config."""
     missing = next(_missing(OmegaConf.to_container(cfg, resolve=False)), None)
     if missing:
         raise ConfigError(missing, "has no value (???)", f"set {missing}=<value>")
@@ -183,9 +189,21 @@ def check(cfg: DictConfig) -> None:
         if f.name in plain and not fits(plain[f.name], f.type):
             raise ConfigError(f.name, f"{plain[f.name]!r} is not {describe(f.type)}", f"give {describe(f.type)}")
     check_threads(plain["threads"])
-    for name, given in NODES.items():
-        if isinstance(plain.get(name), dict):
-            check_node(name, plain[name], given=given)
-    check_node("metrics", plain.get("metrics") or {}, METRICS)
-    check_node("task", plain.get("task") or {}, TASK)
+    return plain
 
+
+def check_nodes(plain: dict, names: collections.abc.Iterable[str]) -> None:
+    """Check the keys of the named nodes of the plain config (`metrics` and `task` included), in order."""
+    for name in names:
+        if name == "metrics":
+            check_node("metrics", plain.get("metrics") or {}, METRICS)
+        elif name == "task":
+            check_node("task", plain.get("task") or {}, TASK)
+        elif isinstance(plain.get(name), dict):
+            check_node(name, plain[name], given=NODES[name])
+
+
+def check(cfg: DictConfig) -> None:
+    """Check the top-level settings and every node of `cfg`: no key that nothing reads, each of the right type;
+    one ConfigError for the first problem."""
+    check_nodes(check_settings(cfg), NO_TORCH_NODES + TORCH_NODES + LIGHTNING_NODES)

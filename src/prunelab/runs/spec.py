@@ -5,9 +5,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunelab.config import build
 from prunelab.labels import run_labels, run_name
 from prunelab.paths import RunPaths, run_folder
 from prunelab.runs import identity, schemas
+from prunelab.runs.optimizer import check_optimizer
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,25 @@ def resolve(cfg: DictConfig) -> dict:
     return plain
 
 
+def check(cfg: DictConfig) -> None:
+    """The checks of `cfg` that need neither data nor a model; a ConfigError names the first bad setting.
+
+    They run in the order of what they import (`schemas.NO_TORCH_NODES`, ...): the top-level settings and the
+    schedule (its keys, then its values: it is built), then the nodes that need torch (the pruner and the optimizer
+    built), then the nodes of Lightning's classes, so that a bad setting answers before the imports it does not need.
+    """
+    plain = schemas.check_settings(cfg)
+    schemas.check_nodes(plain, schemas.NO_TORCH_NODES)
+    build(plain["schedule"])
+    schemas.check_nodes(plain, schemas.TORCH_NODES)
+    build(plain["pruning"])
+    check_optimizer(plain["optimizer"])
+    schemas.check_nodes(plain, schemas.LIGHTNING_NODES)
+
+
 def from_config(cfg: DictConfig, job_dir: Path | str) -> RunSpec:
-    """Check `cfg` (a ConfigError names the first bad setting) and turn it into a RunSpec."""
-    schemas.check(cfg)
+    """Check `cfg` (`check`) and turn it into a RunSpec."""
+    check(cfg)
     config = resolve(cfg)
     labels, settings = run_labels(config), identity.settings(config)
     key = identity.digest(settings)

@@ -5,15 +5,20 @@ import sys
 
 import torch
 from torch import nn
-from torchvision.models import VisionTransformer
 
 from prunelab.pruning.masks import Masks
 
 
+def _loaded(module: str, name: str) -> tuple[type, ...]:
+    """Class `name` of `module` when that module is loaded, else none: a model of a library that is not loaded
+    cannot exist, and importing torchvision or timm to find out takes seconds."""
+    found = sys.modules.get(module)
+    return (getattr(found, name),) if found else ()
+
+
 def timm_attention() -> tuple[type, ...]:
-    """timm's ViT attention class, when timm is loaded (a timm model cannot exist otherwise)."""
-    vit = sys.modules.get("timm.models.vision_transformer")
-    return (vit.Attention,) if vit else ()
+    """timm's ViT attention class, when timm is loaded."""
+    return _loaded("timm.models.vision_transformer", "Attention")
 
 
 def _refresh_timm_heads(m: nn.Module) -> None:
@@ -24,7 +29,8 @@ def _refresh_timm_heads(m: nn.Module) -> None:
 
 def _refreshers() -> dict:
     """Modules that cache a width their forward needs, and how to refresh it after channels were removed."""
-    found = {VisionTransformer: lambda m: setattr(m, "hidden_dim", m.conv_proj.out_channels)}
+    vits = _loaded("torchvision.models.vision_transformer", "VisionTransformer")
+    found = {kind: lambda m: setattr(m, "hidden_dim", m.conv_proj.out_channels) for kind in vits}
     found.update({kind: _refresh_timm_heads for kind in timm_attention()})
     return found
 
