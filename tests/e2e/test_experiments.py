@@ -295,6 +295,9 @@ def test_lm_oneshot_criteria_compare_before_fine_tuning_and_owl_at_70(owl_ppl, p
     checks = analyse.lm_oneshot(runs, pd.DataFrame())
     assert [c.passed for c in checks] == [True, True, True, True, passes, True]
     assert checks[2].value == "sparsegpt 25.50 ± 0.71, magnitude 70.00 ± 0.00"
+    unstructured = runs[~runs["series"].str.contains("pattern")]
+    assert [c.criterion for c in analyse.lm_oneshot(unstructured, pd.DataFrame())] == [
+        c.criterion for c in checks if "2:4" not in c.criterion]
     worse = runs.assign(test_ppl=runs["test_ppl"].where(runs["stage"] == 0, 100.0))
     assert not analyse.lm_oneshot(worse, pd.DataFrame())[-1].passed
     table = analyse.lm_oneshot_table(runs)
