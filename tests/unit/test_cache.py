@@ -33,7 +33,7 @@ def test_settings_that_do_not_touch_dense_training_keep_the_key(override, defaul
 
 @pytest.mark.parametrize("override", [
     "seed=1", "model=lenet_300_100", "dataset=synthetic", "dataset.batch_size=32", "optimizer.lr=0.1",
-    "+optimizer.dampening=0.1", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.training.lr.constant",
+    "+optimizer.maximize=true", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.training.lr.constant",
     "trainer.deterministic=false",
 ])
 def test_settings_of_dense_training_change_the_key(override, default_entry):
