@@ -144,3 +144,15 @@ def test_sequential_and_one_pass_wanda_differ_after_the_first_decoder_layer():
 def test_the_pruning_device_must_be_a_torch_device():
     with pytest.raises(ConfigError, match="pruning.calibration.device"):
         Calibration(device="gpu9")
+
+
+def test_a_pruning_device_moves_each_layer_there_and_back_with_the_same_masks():
+    data = samples()
+    here, moved = tiny("llama"), tiny("llama")
+    seen = []
+    for layer in decoder(moved).layers:
+        layer.register_forward_pre_hook(lambda mod, args: seen.append(next(mod.parameters()).device.type))
+    a = prune_with(WandaPruner(calibration()), here, data)
+    b = prune_with(WandaPruner(Calibration(num_samples=SAMPLES, batch_size=5, device="cpu")), moved, data)
+    assert all(torch.equal(a[k], b[k]) for k in a) and set(seen) == {"cpu"}
+    assert {p.device.type for p in moved.parameters()} == {"cpu"}
