@@ -57,7 +57,7 @@ def prune_with(pruner, model, data) -> dict:
 
 
 def decoder_linears(model) -> dict[str, nn.Parameter]:
-    return {n: p for n, p in prunable_parameters(model, (), True).items()}
+    return prunable_parameters(model, (), True)
 
 
 def calibration() -> Calibration:

@@ -86,7 +86,7 @@ def capture(model: nn.Module, layers: dict[str, nn.Module], batches: list[torch.
         def fn(module, args):
             take(name, module, args[0])
             if module is stop_after:
-                raise _Stop
+                raise Stop
         return fn
 
     handles = [layer.register_forward_pre_hook(hook(name)) for name, layer in layers.items()]
@@ -94,11 +94,7 @@ def capture(model: nn.Module, layers: dict[str, nn.Module], batches: list[torch.
     model.eval()
     try:
         with torch.no_grad():
-            for x in batches:
-                try:
-                    model(x)
-                except _Stop:
-                    pass
+            run_until_stopped(model, batches)
     finally:
         for h in handles:
             h.remove()
@@ -106,8 +102,17 @@ def capture(model: nn.Module, layers: dict[str, nn.Module], batches: list[torch.
             module.training = training
 
 
-class _Stop(Exception):
+class Stop(Exception):
     """Ends a forward pass early, once the layer of interest has seen its input."""
+
+
+def run_until_stopped(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """`model` on each of `batches`, each pass ending where a hook raises `Stop` (or at its end)."""
+    for x in batches:
+        try:
+            model(x)
+        except Stop:
+            pass
 
 
 def owners(model: nn.Module, params: dict[str, nn.Parameter]) -> dict[str, nn.Module]:

@@ -18,7 +18,7 @@ from torch import nn
 
 from prunelab.models.causal_lm import CausalLM
 from prunelab.models.decoder import decoder
-from prunelab.pruning.calibration import capture, owners
+from prunelab.pruning.calibration import Stop, capture, owners, run_until_stopped
 
 Take = Callable[[str, nn.Module, torch.Tensor], None]  # (weight name, its layer, the layer's input)
 
@@ -35,10 +35,6 @@ class Held:
         return Held([(h, *a[1:]) for h, a in zip(hidden, self.args)], self.kwargs)
 
 
-class _Stop(Exception):
-    """Ends the model's forward pass at the first decoder layer."""
-
-
 def first_inputs(model: nn.Module, layer: nn.Module, batches: list[torch.Tensor], device: torch.device) -> Held:
     """The arguments `layer` (the first decoder layer) receives for each of `batches`, moved to `device`."""
     args, kwargs = [], []
@@ -46,15 +42,11 @@ def first_inputs(model: nn.Module, layer: nn.Module, batches: list[torch.Tensor]
     def hook(module, a, kw):
         args.append(_to(a, device))
         kwargs.append(_to(kw, device))
-        raise _Stop
+        raise Stop
 
     handle = layer.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        for x in batches:
-            try:
-                model(x)
-            except _Stop:
-                pass
+        run_until_stopped(model, batches)
     finally:
         handle.remove()
     return Held(args, kwargs)
