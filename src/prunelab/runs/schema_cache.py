@@ -5,8 +5,8 @@ found (`importlib.util.find_spec`, which imports nothing) and the interpreter. A
 code root that was loaded when its schema was read: a folder of installed packages (site-packages) by the
 folder's own mtime, which every install, upgrade or removal changes (walking torch's 2,300 files would cost
 ~50 ms a command); any other package (an editable install, a plugin beside the configs) by the count, sizes and
-newest mtime of its .py files. An entry whose stamp differs, or that does not parse, is not read; a cache that
-cannot be written only means the imports.
+newest mtime of its .py files. An entry whose stamp differs, or that is not as it was written (it does not parse,
+or its digest differs), is not read; a cache that cannot be written only means the imports.
 """
 
 import contextlib
@@ -97,14 +97,19 @@ def entry_path(target: str) -> Path | None:
     return user_cache("schemas") / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
+def _digest(target: str, stamps: dict, schema: dict) -> str:
+    return hashlib.sha256(json.dumps([target, stamps, schema], sort_keys=True).encode()).hexdigest()
+
+
 def read(target: str) -> dict | None:
-    """The cached schema of `target`, or None when there is none, it is stale or it does not parse."""
+    """The cached schema of `target`, or None when there is none, it is stale, or it is not as `write` left it."""
     path = entry_path(target)
     try:
-        entry = json.loads(path.read_text()) if path else None
-        sites = _site_dirs()
-        if entry["target"] == target and all(stamp(p, sites) == s for p, s in entry["stamps"].items()):
-            return entry["schema"]
+        entry = json.loads(path.read_text()) if path else {}
+        stamps, schema, sites = entry["stamps"], entry["schema"], _site_dirs()
+        if (stamps and entry["digest"] == _digest(target, stamps, schema)
+                and all(stamp(p, sites) == s for p, s in stamps.items())):
+            return schema
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass
     return None
@@ -118,4 +123,5 @@ def write(target: str, schema: dict) -> None:
     stamps = {r: stamp(r, sites) for r in sorted(loaded_roots())}
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(path, {"target": target, "stamps": stamps, "schema": schema})
+        atomic.write_json(path, {"target": target, "stamps": stamps, "schema": schema,
+                                 "digest": _digest(target, stamps, schema)})
