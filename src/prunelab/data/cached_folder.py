@@ -9,7 +9,7 @@ from prunelab.data.folder import Folders, class_folders
 from prunelab.data.folder_cache import cached_images, default_cache_dir, image_files, image_shape
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import Shape, check_at_least
+from prunelab.data.settings import BatchSize, Shape, Workers, check_at_least
 from prunelab.data.split import Split, take
 from prunelab.data.tensors import NormalisedBatches
 
@@ -72,11 +72,11 @@ class CachedFolderDataModule(DataModule):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        batch_size: BatchSize = 128,
+        eval_batch_size: BatchSize = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         root: str,

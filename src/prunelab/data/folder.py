@@ -13,7 +13,7 @@ from torchvision.datasets import ImageFolder
 
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import SampleBatches
-from prunelab.data.settings import Shape, check_fraction
+from prunelab.data.settings import BatchSize, Shape, Workers, check_fraction
 from prunelab.data.split import Split, folder_splits
 from prunelab.errors import ConfigError
 
@@ -165,11 +165,11 @@ class ImageFolderDataModule(DataModule):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        batch_size: BatchSize = 128,
+        eval_batch_size: BatchSize = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         root: str,

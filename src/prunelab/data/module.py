@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from prunelab.data.augment import CropFlip
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import Shape
+from prunelab.data.settings import BatchSize, Shape, Workers
 from prunelab.data.split import Split
 from prunelab.data.tensors import Loaded, LoadedBy
 
@@ -130,11 +130,11 @@ class TensorDataModule(DataModule):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        batch_size: BatchSize = 128,
+        eval_batch_size: BatchSize = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         limit: int | None = None,

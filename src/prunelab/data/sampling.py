@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from prunelab.data.settings import check_at_least
+from prunelab import hints
+from prunelab.data.settings import BatchSize, Workers
 from prunelab.data.tensors import TensorBatches
 from prunelab.errors import ConfigError
 from prunelab.seeds import epoch_seed
@@ -49,9 +50,9 @@ def batch_loader(data: TensorBatches, sampler: Sampler, batch_size: int, num_wor
 
 def check_sizes(batch_size: int, eval_batch_size: int, num_workers: int) -> None:
     """Raise ConfigError for a batch size below 1 or a negative worker count."""
-    check_at_least("dataset.batch_size", batch_size, 1)
-    check_at_least("dataset.eval_batch_size", eval_batch_size, 1)
-    check_at_least("dataset.num_workers", num_workers, 0)
+    hints.check("dataset.batch_size", batch_size, BatchSize)
+    hints.check("dataset.eval_batch_size", eval_batch_size, BatchSize)
+    hints.check("dataset.num_workers", num_workers, Workers)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,9 @@ class WholeBatches:
     and augmented there, with no host-to-device copy per step); the host's memory by default.
     """
 
-    batch_size: int
-    eval_batch_size: int
-    num_workers: int
+    batch_size: BatchSize
+    eval_batch_size: BatchSize
+    num_workers: Workers
     seed: int
     device: str = "cpu"
 
@@ -98,9 +99,9 @@ class SampleBatches:
     across epochs: training batches in the order SeededShuffle(seed) gives each epoch, evaluation batches in order.
     """
 
-    batch_size: int
-    eval_batch_size: int
-    num_workers: int
+    batch_size: BatchSize
+    eval_batch_size: BatchSize
+    num_workers: Workers
     seed: int
 
     def check(self) -> None:

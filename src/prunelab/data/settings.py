@@ -2,8 +2,16 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge
 
 from prunelab.errors import ConfigError
+
+# The ranges of the batch settings, in every datamodule's signature (the config check reads them there) and
+# checked by the batching itself when built from Python.
+BatchSize = Annotated[int, Ge(1)]
+Workers = Annotated[int, Ge(0)]
 
 
 def check_fraction(setting: str, value: float) -> None:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from prunelab.data import tokens as T
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import check_at_least
+from prunelab.data.settings import BatchSize, Workers, check_at_least
 from prunelab.data.tensors import TensorBatches
 from prunelab.errors import ConfigError
 from prunelab.paths import user_cache
@@ -79,9 +79,9 @@ class TextDataModule(pl.LightningDataModule):
         seq_len: int = 128,
         limit: int | None = None,
         cache_dir: str | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
+        batch_size: BatchSize = 16,
+        eval_batch_size: BatchSize = 64,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         device: str = "cpu",

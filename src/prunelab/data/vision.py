@@ -11,7 +11,7 @@ from torchvision import datasets
 from prunelab.data.augment import CropFlip
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import Shape
+from prunelab.data.settings import BatchSize, Shape, Workers
 from prunelab.data.split import Split
 from prunelab.data.tensors import Loaded, TensorSource
 from prunelab.errors import ConfigError
@@ -105,11 +105,11 @@ class TorchvisionDataModule(DataModule):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        batch_size: BatchSize = 128,
+        eval_batch_size: BatchSize = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         data_dir: str = "data",
@@ -133,11 +133,11 @@ class CIFARDataModule(DataModule):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        batch_size: BatchSize = 128,
+        eval_batch_size: BatchSize = 1000,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
         seed: int = 0,
         *,
         data_dir: str = "data",

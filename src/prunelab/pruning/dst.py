@@ -11,6 +11,7 @@ constant fraction.
 """
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from prunelab.pruning.pruner import checked_parameters
 from prunelab.pruning.select import check_scope, keep_top
 
 DST_SCOPES = ("layer", "erk")  # how the kept weights are spread: every layer alike, or ERK
+DstScope = Literal[DST_SCOPES]
 
 GROWTH = (None, "random", "gradient")
 
@@ -59,12 +61,12 @@ class SparseTraining(Pruner):
     layer drops and regrows the fraction `drop_fraction` (cosine-decayed from `alpha`).
     """
 
-    def __init__(self, growth: str | None = "gradient", scope: str = "erk", delta_t: int = 100,
+    def __init__(self, growth: str | None = "gradient", scope: DstScope = "erk", delta_t: int = 100,
                  alpha: float = 0.3, t_end: float = 0.75, exclude: tuple[str, ...] = (), exclude_output: bool = True):
         if growth not in GROWTH:
             raise ConfigError("pruning.growth", f"unknown growth {growth!r}",
                               f"use one of {[g or 'null' for g in GROWTH]}")
-        check_scope(scope, DST_SCOPES)
+        check_scope(scope, DstScope)
         if delta_t < 1:
             raise ConfigError("pruning.delta_t", f"must be >= 1 optimizer step, got {delta_t}", "e.g. delta_t=100")
         if not 0.0 < alpha < 1.0:

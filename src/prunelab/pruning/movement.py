@@ -9,7 +9,7 @@ from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, full_masks
 from prunelab.pruning.pruner import checked_parameters
-from prunelab.pruning.select import check_scope, select
+from prunelab.pruning.select import ChannelScope, check_scope, select
 
 
 def sgd(params) -> torch.optim.Optimizer:
@@ -34,7 +34,7 @@ class Movement(Pruner):
 
     needs_gradual = True
 
-    def __init__(self, scope: str = "layer", score_optimizer: Callable = sgd, exclude: tuple[str, ...] = (),
+    def __init__(self, scope: ChannelScope = "layer", score_optimizer: Callable = sgd, exclude: tuple[str, ...] = (),
                  exclude_output: bool = True):
         check_scope(scope)
         self.scope, self.score_optimizer = scope, score_optimizer
@@ -141,7 +141,7 @@ class AccumulatedMovement(Pruner):
 
     needs_gradual = True
 
-    def __init__(self, scope: str = "global", exclude: tuple[str, ...] = (), exclude_output: bool = True):
+    def __init__(self, scope: ChannelScope = "global", exclude: tuple[str, ...] = (), exclude_output: bool = True):
         check_scope(scope)
         self.scope, self.exclude, self.exclude_output = scope, tuple(exclude), exclude_output
         self.scores: dict[str, torch.Tensor] = {}

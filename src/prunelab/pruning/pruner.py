@@ -1,20 +1,23 @@
 """The pruner: criterion + selection over a model's prunable weights."""
 
 from fnmatch import fnmatch
-from typing import Callable, Mapping, Sequence
+from typing import Annotated, Callable, Mapping, Sequence
 
 import torch
+from annotated_types import Ge
 from torch import nn
 
+from prunelab import hints
 from prunelab.errors import ConfigError
 from prunelab.pruning import baselines
 from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks, prunable_parameters, sparsity
 from prunelab.pruning.patterns import NM, Unstructured, parse_pattern
-from prunelab.pruning.select import ALLOCATIONS, check_scope
+from prunelab.pruning.select import Scope, check_scope
 
 LOCAL_SCOPES = ("layer", "row")  # allocations that set each layer's count from that layer alone
+Rounds = Annotated[int, Ge(1)]
 
 
 def round_targets(start: float, target: float, rounds: int) -> list[float]:
@@ -55,19 +58,18 @@ class UnstructuredPruner(Pruner):
     def __init__(
         self,
         criterion: Callable,
-        scope: str = "global",
+        scope: Scope = "global",
         exclude: Sequence[str] = (),
         exclude_output: bool = True,
-        rounds: int = 1,
+        rounds: Rounds = 1,
         baseline: str | None = None,
         layer_rates: Mapping[str, float] | None = None,
         pattern: str = "unstructured",
         block_shape: Sequence[int] = (4, 4),
         owl: Callable | None = None,
     ):
-        check_scope(scope, ALLOCATIONS)
-        if rounds < 1:
-            raise ConfigError("pruning.rounds", f"must be >= 1, got {rounds}", "set pruning.rounds=1 or more")
+        check_scope(scope, Scope)
+        hints.check("pruning.rounds", rounds, Rounds)
         if baseline not in baselines.BASELINES:
             raise ConfigError("pruning.baseline", f"unknown baseline {baseline!r}",
                               f"use one of {[b or 'null' for b in baselines.BASELINES]}")

@@ -2,20 +2,22 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatch
+from typing import Literal
 
 import torch
 
+from prunelab import hints
 from prunelab.errors import ConfigError
 from prunelab.pruning.allocation import apportion, erk_densities, lamp_scores
 from prunelab.pruning.masks import Masks
 
 SCOPES = ("global", "layer")  # the scopes whole-channel pruning supports; weights have ALLOCATIONS
+ChannelScope = Literal[SCOPES]  # a pruner's `scope` annotation: the config check reads its choices there
 
 
-def check_scope(scope: str, choices=SCOPES) -> None:
-    """A ConfigError unless `scope` is one of `choices` (whole channels: SCOPES; weights: ALLOCATIONS)."""
-    if scope not in choices:
-        raise ConfigError("pruning.scope", f"unknown scope {scope!r}", f"use one of {list(choices)}")
+def check_scope(scope: str, choices=ChannelScope) -> None:
+    """A ConfigError unless `scope` is one of the Literal `choices` (whole channels: ChannelScope; weights: Scope)."""
+    hints.check("pruning.scope", scope, choices)
 
 
 def keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
@@ -152,6 +154,7 @@ def _lamp(ranked, masks, target, rates, shapes) -> Masks:
 
 # How a target is spread over the layers (`pruning.scope`): each takes the ranked scores (pruned at -inf).
 ALLOCATIONS = {"global": _global, "layer": _layer, "row": _row, "erk": _erk, "lamp": _lamp}
+Scope = Literal[tuple(ALLOCATIONS)]
 
 
 def select(

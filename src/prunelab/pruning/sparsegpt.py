@@ -12,7 +12,7 @@ from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, Block, from_reduction_view, reduction_view
 from prunelab.pruning.pruner import UnstructuredPruner
-from prunelab.pruning.select import keep_top
+from prunelab.pruning.select import Scope, keep_top
 from prunelab.pruning.sequential import walk
 
 
@@ -92,7 +92,7 @@ class SparseGPT(UnstructuredPruner):
     def __init__(
         self,
         calibration: Calibration,
-        scope: str = "layer",
+        scope: Scope = "layer",
         exclude: Sequence[str] = (),
         exclude_output: bool = True,
         layer_rates: Mapping[str, float] | None = None,

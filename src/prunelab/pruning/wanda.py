@@ -10,7 +10,8 @@ from prunelab.pruning.calibration import Calibration, capture, owners, squared_s
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.masks import Masks, apply_masks
 from prunelab.pruning.patterns import NM, from_reduction_view
-from prunelab.pruning.pruner import LOCAL_SCOPES, UnstructuredPruner, check_scores
+from prunelab.pruning.pruner import LOCAL_SCOPES, Rounds, UnstructuredPruner, check_scores
+from prunelab.pruning.select import Scope
 from prunelab.pruning.sequential import walk
 
 
@@ -74,8 +75,8 @@ class WandaPruner(UnstructuredPruner):
     layer is pruned at its `sparsities` (OWL's with `owl`, see `UnstructuredPruner`).
     """
 
-    def __init__(self, calibration: Calibration, sequential: bool = True, scope: str = "row",
-                 exclude: Sequence[str] = (), exclude_output: bool = True, rounds: int = 1,
+    def __init__(self, calibration: Calibration, sequential: bool = True, scope: Scope = "row",
+                 exclude: Sequence[str] = (), exclude_output: bool = True, rounds: Rounds = 1,
                  baseline: str | None = None, layer_rates: Mapping[str, float] | None = None,
                  pattern: str = "unstructured", block_shape: Sequence[int] = (4, 4), owl: Callable | None = None):
         super().__init__(Wanda(calibration), scope, exclude, exclude_output, rounds, baseline, layer_rates, pattern,

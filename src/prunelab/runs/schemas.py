@@ -1,10 +1,12 @@
-"""Typed checks of the config before any work: unknown keys, missing values and wrong types.
+"""Typed checks of the config before any work: unknown keys, missing values, wrong types and ranges.
 
 Every key must be read by something: the top-level keys are `TopLevel`'s fields and the nodes; the
-schema of a node is the signature of its `_target_` (keyword names, annotations,
-required arguments), so every option of a group is checked without a second registry; nested
-`_target_` nodes (e.g. `pruning.criterion`) are checked the same way. Ranges are checked by the
-built objects themselves (`Schedule`, `datamodule.check()`, the pruner), also before training.
+schema of a node is the signature of its `_target_` (keyword names, annotations with their choices and
+bounds, see `prunelab.hints`; required arguments), so every option of a group is checked without a second
+registry; nested `_target_` nodes (e.g. `pruning.criterion`) are checked the same way. Schemas read once are
+kept in the schema cache (`schema_cache`), so later commands check a node without importing its module. Ranges
+that depend on several settings are checked by the built objects themselves (`Schedule`, `datamodule.check()`,
+the pruner), also before training.
 """
 
 import collections.abc
@@ -13,20 +15,18 @@ import inspect
 import os
 import sys
 import sysconfig
-import types
-import typing
 from dataclasses import dataclass, fields
-from typing import Literal, Union
+from typing import Literal
 
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
+from prunelab import hints
 from prunelab.errors import ConfigError
 from prunelab.keys import GROUPS, LABELS
+from prunelab.runs import schema_cache
 from prunelab.runs.threads import check_setting as check_threads
-
-SEQUENCES = (list, tuple, collections.abc.Sequence)
 
 
 @dataclass
@@ -51,47 +51,13 @@ NODES = {**{group: () for group in GROUPS}, "trainer": (), "optimizer": (), "sch
 METRICS = "prunelab.training.meter.Meter"
 TASK = "prunelab.tasks.task"  # the `task` node holds its keywords
 TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "task", "hydra")
-# Every node, by what checking it imports (its `_target_`'s module): the schedule nothing, these torch, the
-# last Lightning (seconds; `task` through `task.module`). The run checks them in this order, each group's values
-# before the next group's keys, so that a bad setting answers before the imports it does not need.
+# Every node, by what checking it imports (its `_target_`'s module) when its schema is not cached: the schedule
+# nothing, these torch, the last Lightning (seconds; `task` through `task.module`). The run checks cached nodes
+# first, then these in this order, each group's values before the next group's keys, so that a bad setting
+# answers before the imports it does not need.
 NO_TORCH_NODES = ("schedule",)
 TORCH_NODES = ("model", "pruning", "optimizer", "scheduler", "metrics")
 LIGHTNING_NODES = ("trainer", "logger", "task", "dataset")
-
-
-def describe(hint) -> str:
-    """`hint` in words, for messages."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
-        others = [a for a in args if typing.get_origin(a) is not Literal]
-        return " or ".join([describe(Literal[tuple(literals)])] * bool(literals) + [describe(a) for a in others])
-    if origin is Literal:
-        return f"one of {list(args)}"
-    if hint in SEQUENCES or origin in SEQUENCES:
-        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
-        return f"a list of {plural.get(args[0], 'values') if args else 'values'}"
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def fits(value, hint) -> bool:
-    """Whether a plain config value has the annotated type (hints it cannot judge pass)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        return any(fits(value, a) for a in args)
-    if origin is Literal:
-        return value in args
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float, str):
-        ok = (int, float) if hint is float else hint
-        return isinstance(value, ok) and not isinstance(value, bool)
-    if hint in SEQUENCES or origin in SEQUENCES:
-        return isinstance(value, (list, tuple)) and all(fits(v, args[0]) for v in value if args and args[0] is not ...)
-    return True
 
 
 def parameters(target) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -103,6 +69,45 @@ def parameters(target) -> tuple[dict[str, inspect.Parameter], bool]:
         sig = inspect.signature(target)
     named = {n: p for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def schema_of(target) -> dict:
+    """The settings `target` takes as plain JSON: `params` (each one's encoded hint and whether it is required)
+    and `any_key` (it takes `**kwargs`)."""
+    named, any_key = parameters(target)
+    params = {n: {"hint": "any" if p.annotation is p.empty else hints.encode(p.annotation),
+                  "required": p.default is p.empty} for n, p in named.items()}
+    return {"params": params, "any_key": any_key}
+
+
+def schema(target: str, setting: str) -> dict:
+    """The schema of the `_target_` named `target`: from the schema cache, else read from its signature (importing
+    its module) and cached; a ConfigError naming `setting` when it does not import."""
+    found = schema_cache.read(target)
+    if found is not None:
+        return found
+    try:
+        built = _locate(target)
+    except Exception:  # noqa: BLE001 - any import failure: say which module, where it was looked for
+        raise ConfigError(setting, *import_problem(target)) from None
+    found = schema_of(built)
+    schema_cache.write(target, found)
+    return found
+
+
+def targets(node: dict):
+    """The `_target_`s of `node` and of the nodes it holds."""
+    if "_target_" in node:
+        yield str(node["_target_"])
+    for value in node.values():
+        if isinstance(value, dict):
+            yield from targets(value)
+
+
+def cached(plain: dict, name: str) -> bool:
+    """Whether checking the node `name` of the plain config needs no import: every schema it reads is cached."""
+    node = {"metrics": {"_target_": METRICS}, "task": {"_target_": TASK}}.get(name, plain.get(name))
+    return isinstance(node, dict) and all(schema_cache.read(t) is not None for t in targets(node))
 
 
 def search_path() -> list[str]:
@@ -135,27 +140,23 @@ def import_problem(target: str) -> tuple[str, str]:
 
 def check_node(path: str, node: dict, target: str | None = None, given: tuple = ()) -> None:
     """Raise a ConfigError for the first key of `node` its `_target_` (or `target`) does not take, or of the
-    wrong type. `given`: the keywords the code passes itself."""
-    target = target or node["_target_"]
-    try:
-        built = _locate(target)
-    except Exception:  # noqa: BLE001 - any import failure: say which module, where it was looked for
-        raise ConfigError(f"{path}._target_", *import_problem(str(target))) from None
-    params, any_key = parameters(built)
+    wrong type or range. `given`: the keywords the code passes itself."""
+    target = str(target or node["_target_"])
+    found = schema(target, f"{path}._target_")
+    params = found["params"]
     for key, value in node.items():
         setting = f"{path}.{key}"
         if key.startswith("_") or key in LABELS:
             continue
         if key not in params:
-            if any_key:
+            if found["any_key"]:
                 continue
             raise ConfigError(setting, f"is not a setting of {target}", f"remove it; the settings are {sorted(params)}")
         if isinstance(value, dict) and "_target_" in value:
             check_node(setting, value)
-        elif not fits(value, params[key].annotation):
-            hint = describe(params[key].annotation)
-            raise ConfigError(setting, f"{value!r} is not {hint}", f"give {hint}")
-    missing = [n for n, p in params.items() if p.default is p.empty and n not in node and n not in given]
+        elif problem := hints.misfit(setting, value, params[key]["hint"]):
+            raise ConfigError(setting, *problem)
+    missing = [n for n, p in params.items() if p["required"] and n not in node and n not in given]
     if missing and not node.get("_partial_"):
         raise ConfigError(f"{path}.{missing[0]}", "is required and not set", f"set {path}.{missing[0]}=<value>")
 
@@ -186,8 +187,8 @@ def check_settings(cfg: DictConfig) -> dict:
         raise ConfigError(unknown[0], "is not a setting of prunelab",
                           f"remove it; the top-level settings are {sorted(TOP_LEVEL)}")
     for f in fields(TopLevel):
-        if f.name in plain and not fits(plain[f.name], f.type):
-            raise ConfigError(f.name, f"{plain[f.name]!r} is not {describe(f.type)}", f"give {describe(f.type)}")
+        if f.name in plain and (problem := hints.misfit(f.name, plain[f.name], hints.encode(f.type))):
+            raise ConfigError(f.name, *problem)
     check_threads(plain["threads"])
     return plain
 

@@ -1,6 +1,8 @@
 """The run specification: the raw config read once, at the entrance, into what every lower layer needs."""
 
 from dataclasses import dataclass, replace
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,20 +51,27 @@ def resolve(cfg: DictConfig) -> dict:
     return plain
 
 
+# The nodes whose values the built object checks (those of several settings at once), before any training.
+BUILT = {"schedule": build, "pruning": build, "optimizer": check_optimizer}
+
+
 def check(cfg: DictConfig) -> None:
     """The checks of `cfg` that need neither data nor a model; a ConfigError names the first bad setting.
 
-    They run in the order of what they import (`schemas.NO_TORCH_NODES`, ...): the top-level settings and the
-    schedule (its keys, then its values: it is built), then the nodes that need torch (the pruner and the optimizer
-    built), then the nodes of Lightning's classes, so that a bad setting answers before the imports it does not need.
+    They run in the order of what they import: the top-level settings, then the keys of every node whose schema
+    is cached (no import), then, by `schemas.NO_TORCH_NODES`, `TORCH_NODES`, `LIGHTNING_NODES`, each node's keys
+    (unless cached) and values (the schedule, the pruner and the optimizer built), so that a bad setting answers
+    before the imports it does not need.
     """
     plain = schemas.check_settings(cfg)
-    schemas.check_nodes(plain, schemas.NO_TORCH_NODES)
-    build(plain["schedule"])
-    schemas.check_nodes(plain, schemas.TORCH_NODES)
-    build(plain["pruning"])
-    check_optimizer(plain["optimizer"])
-    schemas.check_nodes(plain, schemas.LIGHTNING_NODES)
+    steps = []
+    for cost, names in enumerate((schemas.NO_TORCH_NODES, schemas.TORCH_NODES, schemas.LIGHTNING_NODES), start=1):
+        for name in names:
+            steps.append((0 if schemas.cached(plain, name) else cost, partial(schemas.check_nodes, plain, [name])))
+            if name in BUILT:
+                steps.append((cost, partial(BUILT[name], plain[name])))
+    for _, step in sorted(steps, key=itemgetter(0)):
+        step()
 
 
 def from_config(cfg: DictConfig, job_dir: Path | str) -> RunSpec:

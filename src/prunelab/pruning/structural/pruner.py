@@ -13,7 +13,7 @@ from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
 from prunelab.pruning.gradient import summed_gradients
 from prunelab.pruning.masks import PRUNABLE_LAYERS, Masks, apply_masks, prunable_parameters
-from prunelab.pruning.select import check_scope
+from prunelab.pruning.select import ChannelScope, check_scope
 from prunelab.pruning.structural.adapter import (
     ChannelGraph,
     ranks_bn_scales,
@@ -42,7 +42,7 @@ class StructuralPruner(Pruner):
     def __init__(
         self,
         importance: Callable,
-        scope: str = "layer",
+        scope: ChannelScope = "layer",
         max_layer_ratio: float = 1.0,
         round_to: int | None = None,
         exclude: Sequence[str] = (),
