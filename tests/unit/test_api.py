@@ -72,7 +72,7 @@ def test_a_target_outside_0_1_is_a_config_error_naming_it(target):
 def test_a_misspelled_setting_is_a_config_error_listing_the_settings():
     with pytest.raises(ConfigError, match=r"pruning\.scpoe: is not a setting .*the settings are \[.*'scope'"):
         prunelab.prune(digits_cnn(), "magnitude", 0.5, scpoe="layer")
-    with pytest.raises(ConfigError, match=r"pruning\.scope: 3 is not a string"):
+    with pytest.raises(ConfigError, match=r"pruning\.scope: unknown scope 3\. Fix: use one of \['global'"):
         prunelab.pruner("magnitude", scope=3)
 
 
