@@ -169,6 +169,6 @@ class DepthPruner(Pruner):
         finally:
             model.train(training)
         if self.importance == "block_influence":
-            return sorted(block_influence(batches).argsort()[:k].tolist())
+            return sorted(block_influence(batches).argsort(stable=True)[:k].tolist())
         first = int(angular_distances(batches, k).argmin())
         return list(range(first, first + k))
