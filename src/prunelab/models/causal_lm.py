@@ -4,6 +4,7 @@ train from scratch; wrapped so that the forward takes token ids and returns logi
 transformers is imported when a model is built, not with this module: the meter imports it in every run.
 """
 
+import copy
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 
+_CONV1D = "prunelab_conv1d"  # marks an nn.Linear that replaced a transformers Conv1D
 _FOLDER = "give a folder saved with save_pretrained (its config.json and weights)"
 
 
@@ -101,5 +103,23 @@ def _linear_conv1d(lm: nn.Module) -> None:
             with torch.no_grad():
                 linear.weight.copy_(module.weight.T)
                 linear.bias.copy_(module.bias)
+            setattr(linear, _CONV1D, True)
             parent, _, leaf = name.rpartition(".")
             setattr(lm.get_submodule(parent), leaf, linear)
+
+
+def save_pretrained(model: CausalLM, folder) -> None:
+    """Write `model` in transformers' layout to `folder`, for `AutoModelForCausalLM.from_pretrained` (and
+    `causal_lm(path=folder)`): a copy whose Linears that replaced Conv1D layers (GPT-2's) are Conv1D again."""
+    from transformers.pytorch_utils import Conv1D
+
+    lm = copy.deepcopy(model.lm)
+    for name, module in list(lm.named_modules()):
+        if getattr(module, _CONV1D, False):
+            conv = Conv1D(module.out_features, module.in_features).to(module.weight.device, module.weight.dtype)
+            with torch.no_grad():
+                conv.weight.copy_(module.weight.T)
+                conv.bias.copy_(module.bias)
+            parent, _, leaf = name.rpartition(".")
+            setattr(lm.get_submodule(parent), leaf, conv)
+    lm.save_pretrained(str(folder))

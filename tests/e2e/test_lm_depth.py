@@ -1,0 +1,37 @@
+"""A tiny 4-layer LLaMA trained, depth-pruned by Block Influence (one decoder layer of four) and fine-tuned."""
+
+import pandas as pd
+import pytest
+
+from prunelab import results as R
+from prunelab.models.decoder import decoder
+from tests.helpers import LM, TINY, cli, compose_config, run, text_corpus, text_options
+
+LAYER = 4 * 32 * 32 + 3 * 32 * 64 + 2 * 32  # a llama_tiny decoder layer: attention, MLP, two RMSNorms
+
+
+DEPTH = ["model.config.num_hidden_layers=4", "pruning=lm_depth_bi", "schedule=oneshot", "schedule.targets=[0.25]",
+         "pruning.calibration.num_samples=16"]
+
+
+def test_block_influence_removes_one_of_four_layers_of_a_tiny_llama(tmp_path):
+    corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
+    cfg = compose_config(*TINY, *LM, *corpus, *DEPTH)
+    out = run(cfg, tmp_path / "run")
+    rows = out.results
+    assert len(rows) == 2 and rows["family"].eq("structural").all()
+    assert rows[R.PARAMS].iloc[0] - rows[R.PARAMS].iloc[1] == LAYER
+    assert len(decoder(out.module.model).layers) == 3 and out.masks == {}
+    assert rows[R.test("ppl")].gt(1).all()
+
+
+@pytest.mark.slow  # starts the command: the slow suite (pytest -m slow) runs it
+def test_the_command_depth_prunes_a_tiny_llama(tmp_path):
+    corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
+    sweep = tmp_path / "sweep"
+    proc = cli("-m", *TINY, *LM, *corpus, *DEPTH, "dataset.limit=48", f"hydra.sweep.dir={sweep}",
+               cwd=tmp_path, store=tmp_path / "store")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    rows = pd.read_csv(next(sweep.glob("0_*")) / "results.csv")
+    assert rows[R.PARAMS].iloc[0] - rows[R.PARAMS].iloc[1] == LAYER
