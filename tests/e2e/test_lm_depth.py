@@ -1,22 +1,24 @@
-"""A tiny 4-layer LLaMA trained, depth-pruned by Block Influence (one decoder layer of four) and fine-tuned."""
+"""A tiny 4-layer LLaMA trained, depth-pruned by every depth option (one decoder layer of four) and fine-tuned."""
 
 import pandas as pd
 import pytest
 
 from prunelab import results as R
 from prunelab.models.decoder import decoder
-from tests.helpers import LM, TINY, cli, compose_config, run, text_corpus, text_options
+from tests.helpers import LM, TINY, cli, compose_config, options, run, text_corpus, text_options
 
 LAYER = 4 * 32 * 32 + 3 * 32 * 64 + 2 * 32  # a llama_tiny decoder layer: attention, MLP, two RMSNorms
 
 
-DEPTH = ["model.config.num_hidden_layers=4", "pruning=lm_depth_bi", "schedule=oneshot", "schedule.targets=[0.25]",
+SHAPE = ["model.config.num_hidden_layers=4", "schedule=oneshot", "schedule.targets=[0.25]",
          "pruning.calibration.num_samples=16"]
+DEPTH = ["pruning=lm_depth_bi", *SHAPE]
 
 
-def test_block_influence_removes_one_of_four_layers_of_a_tiny_llama(tmp_path):
+@pytest.mark.parametrize("method", [m for m in options("pruning") if m.startswith("lm_depth_")])
+def test_each_depth_option_removes_one_of_four_layers_of_a_tiny_llama(method, tmp_path):
     corpus = text_options(text_corpus(tmp_path / "corpus"), tmp_path / "cache")
-    cfg = compose_config(*TINY, *LM, *corpus, *DEPTH)
+    cfg = compose_config(*TINY, *LM, *corpus, f"pruning={method}", *SHAPE)
     out = run(cfg, tmp_path / "run")
     rows = out.results
     assert len(rows) == 2 and rows["family"].eq("structural").all()

@@ -17,8 +17,13 @@ def needs_gradual(method: str) -> bool:
     return getattr(_locate(OmegaConf.load(CONF / "pruning" / f"{method}.yaml")["_target_"]), "needs_gradual", False)
 
 
+def needs_causal_lm(method: str) -> bool:
+    """Whether the option removes a causal LM's decoder layers (tests/e2e/test_lm_depth.py runs it)."""
+    return OmegaConf.load(CONF / "pruning" / f"{method}.yaml")["_target_"].startswith("prunelab.pruning.depth.")
+
+
 # Structural methods reach channel ratios, not exact weight counts: tests/e2e/test_structural.py runs them.
-STEPWISE = [m for m in options("pruning") if not needs_gradual(m)]
+STEPWISE = [m for m in options("pruning") if not needs_gradual(m) and not needs_causal_lm(m)]
 UNSTRUCTURED = [m for m in STEPWISE if "family: structural" not in (CONF / "pruning" / f"{m}.yaml").read_text()]
 
 
