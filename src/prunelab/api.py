@@ -83,6 +83,7 @@ def prune(model: nn.Module, method: str = "magnitude", target: float = 0.9, batc
         raise ConfigError("method", f"{method} scores weights while they train", "prune with pruning_callback "
                           "and a gradual schedule, or run `prunelab schedule=agp`")
     params = chosen.parameters(model)
+    chosen.check(model, [target])
     dense_weights, dense_params = sum(w.numel() for w in chosen.weights(model).values()), count_parameters(model)[0]
     ctx = ScoreContext(batches=lambda: _no_labels(method) if unlabelled else iter(data or _no_batches(method)),
                        loss=F.cross_entropy, generator=prune_generator(seed, 1),

@@ -73,6 +73,11 @@ class RunPaths:
         return self.root / "model_final.pt2"
 
     @property
+    def pretrained_model(self) -> Path:
+        """A causal LM's final model in transformers' layout (`save_pretrained`), for `from_pretrained`."""
+        return self.root / "model_final_hf"
+
+    @property
     def onnx_model(self) -> Path:
         """The final model as ONNX with a dynamic batch axis (`export_onnx`, with the `export` extra)."""
         return self.root / "model_final.onnx"

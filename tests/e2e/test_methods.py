@@ -18,8 +18,10 @@ def needs_gradual(method: str) -> bool:
 
 
 def needs_causal_lm(method: str) -> bool:
-    """Whether the option removes a causal LM's decoder layers (tests/e2e/test_lm_depth.py runs it)."""
-    return OmegaConf.load(CONF / "pruning" / f"{method}.yaml")["_target_"].startswith("prunelab.pruning.depth.")
+    """Whether the option removes a causal LM's decoder layers or heads and channels (tests/e2e/test_lm_depth.py
+    and test_lm_width.py run it)."""
+    target = OmegaConf.load(CONF / "pruning" / f"{method}.yaml")["_target_"]
+    return target.startswith(("prunelab.pruning.depth.", "prunelab.pruning.width."))
 
 
 # Structural methods reach channel ratios, not exact weight counts: tests/e2e/test_structural.py runs them.

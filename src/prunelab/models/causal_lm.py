@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
+from prunelab.models import width
 
 _CONV1D = "prunelab_conv1d"  # marks an nn.Linear that replaced a transformers Conv1D
 _FOLDER = "give a folder saved with save_pretrained (its config.json and weights)"
@@ -77,6 +78,8 @@ def _from_config(settings: dict) -> nn.Module:
 def _pretrained(path: str, download: bool) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
+    width.register()  # width-pruned models saved by prunelab
+
     folder = Path(path).expanduser()
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise ConfigError("model.path", f"{folder} holds no config.json", _FOLDER)
@@ -110,10 +113,14 @@ def _linear_conv1d(lm: nn.Module) -> None:
 
 def save_pretrained(model: CausalLM, folder) -> None:
     """Write `model` in transformers' layout to `folder`, for `AutoModelForCausalLM.from_pretrained` (and
-    `causal_lm(path=folder)`): a copy whose Linears that replaced Conv1D layers (GPT-2's) are Conv1D again."""
+    `causal_lm(path=folder)`): a copy whose Linears that replaced Conv1D layers (GPT-2's) are Conv1D again, with
+    the config of its present widths (`models.width.saved_config`: a width-pruned model's new sizes)."""
     from transformers.pytorch_utils import Conv1D
 
     lm = copy.deepcopy(model.lm)
+    lm.config = width.saved_config(lm)
+    if lm.config.model_type.startswith("prunelab_"):
+        lm.__class__ = width.register()[width.family(lm)][1]  # a subclass holding no state of its own
     for name, module in list(lm.named_modules()):
         if getattr(module, _CONV1D, False):
             conv = Conv1D(module.out_features, module.in_features).to(module.weight.device, module.weight.dtype)

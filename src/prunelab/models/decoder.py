@@ -41,7 +41,7 @@ def decoder(model: CausalLM) -> Decoder:
     """The parts of `model` (a prunelab CausalLM) for LLaMA-style models (Mistral, Qwen2 and others whose base
     model holds `embed_tokens`, `layers`, `norm`), GPT-2 and OPT; a ConfigError for other layouts."""
     lm = model.lm
-    kind = lm.config.model_type
+    kind = lm.config.model_type.removeprefix("prunelab_")  # a width-pruned model (`models.width`)
     stack_path, layers, before, after = LAYOUTS.get(kind, _LLAMA)
     try:
         stack = lm.get_submodule(stack_path)
@@ -56,3 +56,10 @@ def decoder(model: CausalLM) -> Decoder:
 def _present(stack: nn.Module, names: tuple[str, ...]) -> dict[str, nn.Module]:
     """The submodules `names` of `stack` that it has (OPT's `project_in` is None unless its widths differ)."""
     return {n: getattr(stack, n) for n in names if getattr(stack, n, None) is not None}
+
+
+def linear_weights(model: CausalLM) -> dict[str, nn.Parameter]:
+    """The weights of the Linear layers of `model`'s decoder layers, by their names in `model`."""
+    layers = decoder(model).layers
+    prefix = next(n for n, m in model.named_modules() if m is layers)
+    return {f"{prefix}.{n}.weight": m.weight for n, m in layers.named_modules() if isinstance(m, nn.Linear)}

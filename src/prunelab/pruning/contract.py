@@ -14,11 +14,10 @@ from prunelab.pruning.masks import Masks, prunable_parameters
 class Pruner:
     """Base of every pruner. Override `prune`; override the hooks your method needs.
 
-    Called by the engine, in a run's order: `dense_penalty` before each dense optimizer step; per stage
-    `parameters` (what masks cover), `prune` (new masks at a target), `removal` (what rebuilds removed
-    structure); while a pruned network trains, `observe` before each optimizer step, `stepped` right after
-    it and `update` once the pruned weights are zero again;
-    `state_dict`/`load_state_dict` in every checkpoint; `replay` when a checkpoint is resumed.
+    Called in a run's order: `parameters` (what masks cover) and `check` (the targets) before any training;
+    `dense_penalty` before each dense optimizer step; per stage `parameters`, `prune` (new masks at a target),
+    `removal` (what rebuilds removed structure); while a pruned network trains, `observe` before each
+    optimizer step, `stepped` right after it and `update` once the pruned weights are zero again; `state_dict`/`load_state_dict` in every checkpoint; `replay` when a checkpoint is resumed.
     """
 
     # Scores weights while they train, so it can only prune between steps of a gradual schedule.
@@ -27,6 +26,9 @@ class Pruner:
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The tensors this pruner's masks cover (a ConfigError when none are left to prune)."""
         return prunable_parameters(model)
+
+    def check(self, model: nn.Module, targets: list[float]) -> None:
+        """Before any training: a ConfigError for a target this pruner cannot reach on `model`."""
 
     def weights(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The prunable weights `weight_sparsity` counts (see `prunelab.results`); `parameters` unless they differ."""

@@ -9,7 +9,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.models.causal_lm import CausalLM
-from prunelab.models.decoder import decoder
+from prunelab.models.decoder import decoder, linear_weights
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.contract import Pruner
 from prunelab.pruning.criteria import ScoreContext
@@ -107,11 +107,15 @@ class DepthPruner(Pruner):
         decoder(model)
         return dict(model.named_parameters())
 
+    def check(self, model: nn.Module, targets: list[float]) -> None:
+        """A ConfigError for a target that would remove every decoder layer."""
+        self._dense_indices(decoder(model).layers)
+        for target in targets:
+            self._count(target)
+
     def weights(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The decoder layers' Linear weights."""
-        layers = decoder(model).layers
-        prefix = next(n for n, m in model.named_modules() if m is layers)
-        return {f"{prefix}.{n}.weight": m.weight for n, m in layers.named_modules() if isinstance(m, nn.Linear)}
+        return linear_weights(model)
 
     def prune(self, model: nn.Module, masks: Masks, target: float, ctx: ScoreContext) -> Masks:
         """Remove layers until round(target * dense layers) of the dense model's are gone; no masks."""

@@ -17,6 +17,7 @@ from prunelab import tasks
 from prunelab.tracking import sink
 from prunelab.config import build
 from prunelab.errors import ConfigError
+from prunelab.models.causal_lm import CausalLM, save_pretrained
 from prunelab.paths import RunPaths
 from prunelab.pruning.masks import Masks
 from prunelab.runs import cache, protocol, resume, threads
@@ -81,6 +82,7 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     model = build(config["model"])
     pruner = build(config["pruning"])
     pruner.parameters(model)
+    pruner.check(model, list(schedule.targets))
     if config["dense_checkpoint"]:
         protocol.check_dense_record(config["dense_checkpoint"], spec.dense_settings.get("model", {}), datamodule)
         load_dense(model, config["dense_checkpoint"])
@@ -208,6 +210,8 @@ def run(spec: RunSpec, parts: Parts | None = None) -> RunResult:
         traced = traceable(model)
         if not traced and (config["save_model"] is True or config["export_onnx"]):
             log.info("model_final.pt2 and ONNX: skipped, prunelab does not trace language models yet")
+        if config["save_model"] is True and isinstance(model, CausalLM) and trainer.is_global_zero:
+            save_pretrained(model, paths.pretrained_model)  # the pruned sizes in its config
         if config["save_model"] and trainer.is_global_zero:
             save_model(paths, model, engine.masks, config, parts.datamodule.input_shape,
                        engine.state.removal.get("history", []), program=config["save_model"] is True and traced)

@@ -24,11 +24,11 @@ MAX_PARAMETERS = 500_000_000
 
 def check_model(model: nn.Module) -> None:
     """A ConfigError naming `model` when it belongs to a family (or size) structural pruning refuses, or naming
-    `pruning` for a language model (its layers: `prunelab.pruning.depth`)."""
+    `pruning` for a language model (its pruners: `prunelab.pruning.width` and `prunelab.pruning.depth`)."""
     if isinstance(model, CausalLM):
-        raise ConfigError("pruning", "structural methods do not remove a language model's heads or channels yet",
-                          "remove whole decoder layers (pruning=lm_depth_bi, lm_depth_angular or lm_depth_random) or "
-                          "use an unstructured method (e.g. pruning=magnitude, wanda or sparsegpt)")
+        raise ConfigError("pruning", "the channel methods prune CNNs and vision transformers, not a language model",
+                          "remove heads and MLP channels (pruning=lm_width_taylor, lm_width_l2 or lm_width_random) "
+                          "or whole decoder layers (pruning=lm_depth_bi, lm_depth_angular or lm_depth_random)")
     name = type(model).__name__
     if name in REFUSED:
         raise ConfigError("model", f"{name} cannot be pruned structurally: {REFUSED[name]}", _UNSTRUCTURED)
