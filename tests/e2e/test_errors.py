@@ -140,7 +140,14 @@ LM_MISTAKES = {  # each bad input of the language-model task: what is given, the
     "folder_without_config": (folder_without_config, "model.path", "holds no config.json"),
     "hub_name_without_download": (lambda d: ["model=causal_lm", "model.path=meta-llama/Llama-2-7b-hf"],
                                   "model.download", "would be downloaded"),
-    "structural_method": (lambda d: ["pruning=l1_filter"], "pruning", "structural methods do not remove"),
+    "structural_method": (lambda d: ["pruning=l1_filter"], "pruning", "the channel methods prune CNNs"),
+    "width_leaves_no_head": (lambda d: ["pruning=lm_width_l2", "schedule.targets=[0.5,0.9]"], "schedule.targets",
+                             "0.9 leaves no attention head group in a decoder layer of 4"),
+    "width_unknown_family": (lambda d: ["pruning=lm_width_taylor", "model.config.model_type=opt",
+                                        "+model.config.ffn_dim=64", "+model.config.word_embed_proj_dim=32"],
+                             "model", "width pruning does not know the layers of a opt model"),
+    "depth_removes_every_layer": (lambda d: ["pruning=lm_depth_bi", "schedule.targets=[0.8]"], "schedule.targets",
+                                  "would remove all 2 decoder layers"),
 }
 
 
