@@ -17,6 +17,8 @@ BENCHMARKS = {
                       "synthetic", "--samples", "256"], "resnet20"),
     "lm_pruning.py": (["--repeats", "1", "--hidden", "64", "--layers", "2", "--samples", "8", "--seq-len", "32"],
                       "sparsegpt 2:4"),
+    "lm_speed.py": (["--repeats", "1", "--hidden", "64", "--layers", "4", "--heads", "4", "--kv-heads", "2", "--vocab",
+                     "256", "--seq-len", "32", "--new", "8"], "depth 35%"),
     "lm_train_step.py": (["--repeats", "1", "--epochs", "1", "--windows", "16", "--vocab", "512", "--seq-len", "32",
                           "--batch", "8"], "llama_small "),
     "mask_computation.py": (["--repeats", "1"], "same mask: True"),
