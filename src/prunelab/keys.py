@@ -4,7 +4,7 @@
 LABELS = ("name", "family")
 
 # The group nodes checked against their `_target_`'s signature before any work.
-GROUPS = ("model", "dataset", "pruning", "schedule")
+GROUPS = ("model", "dataset", "pruning", "schedule", "recovery")
 
 # Settings that change how a run is watched, stored or fed, never its results: left out of its hash.
 NOT_RESULTS = (
@@ -22,4 +22,4 @@ AFTER_DENSE = ("schedule.name", "schedule._target_", "schedule.targets", "schedu
                "schedule.cumulative")
 
 # Config nodes whose settings tell two series of a comparison apart (leaf keys named `seed` never do).
-SERIES_NODES = ("pruning", "schedule", "model", "dataset")
+SERIES_NODES = ("pruning", "schedule", "recovery", "model", "dataset")

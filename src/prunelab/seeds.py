@@ -12,6 +12,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100003 + epoch) % 2**32
 
 
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """The global RNG seed of training batch `batch` of `epoch` (dropout's masks): a function of its position
+    alone, so that a resumed run draws them as an uninterrupted one whatever else drew from the global RNG in
+    between (a data loader's iterator takes its base seed from it when an epoch's loading starts)."""
+    return ((1 << 63) + (seed << 40) + (epoch << 20) + batch) % 2**64
+
+
 def prune_generator(seed: int, stage: int) -> torch.Generator:
     """The generator a criterion draws from when it prunes at `stage` (random scores, baselines)."""
     return torch.Generator().manual_seed(seed * 1000 + stage)

@@ -146,6 +146,8 @@ LM_MISTAKES = {  # each bad input of the language-model task: what is given, the
     "width_unknown_family": (lambda d: ["pruning=lm_width_taylor", "model.config.model_type=opt",
                                         "+model.config.ffn_dim=64", "+model.config.word_embed_proj_dim=32"],
                              "model", "width pruning does not know the layers of a opt model"),
+    "lora_targets_match_nothing": (lambda d: ["recovery=lora", "recovery.target_modules=[q_proj,query]"],
+                                   "recovery.target_modules", "['query'] match no Linear layer of the model"),
     "depth_removes_every_layer": (lambda d: ["pruning=lm_depth_bi", "schedule.targets=[0.8]"], "schedule.targets",
                                   "would remove all 2 decoder layers"),
 }

@@ -89,7 +89,9 @@ def prepare(spec: RunSpec, sinks: list[Sink] | None = None) -> Parts:
     task = tasks.from_config(config, module=instantiate(config["task"]["module"]))
     module = task.module(model, instantiate(config["optimizer"]), instantiate(config["scheduler"]),
                          datamodule=datamodule, channels_last=config["channels_last"])
-    engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]),
+    recovery = build(config["recovery"])
+    recovery.check(model, schedule.gradual)
+    engine = StageEngine(pruner, schedule, spec.labels, meter=Meter(**config["metrics"]), recovery=recovery,
                          model_factory=partial(build, config["model"]), sinks=sinks or [], task=task)
     return Parts(datamodule, module, engine, task)
 

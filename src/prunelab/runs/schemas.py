@@ -56,7 +56,7 @@ TOP_LEVEL = (*(f.name for f in fields(TopLevel)), *NODES, "metrics", "task", "hy
 # first, then these in this order, each group's values before the next group's keys, so that a bad setting
 # answers before the imports it does not need.
 NO_TORCH_NODES = ("schedule",)
-TORCH_NODES = ("model", "pruning", "optimizer", "scheduler", "metrics")
+TORCH_NODES = ("model", "pruning", "recovery", "optimizer", "scheduler", "metrics")
 LIGHTNING_NODES = ("trainer", "logger", "task", "dataset")
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.modes import eval_mode
+from prunelab.seeds import batch_seed
 from prunelab.training.ddp import rewrap_ddp
 from prunelab.training.engine import StageEngine
 
@@ -134,6 +135,9 @@ class PruningCallback(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         pl.seed_everything(self.engine.epoch_seed(trainer.current_epoch), verbose=False)
         self.engine.epoch_start(LightningHost(trainer, pl_module), trainer.current_epoch, trainer.global_step)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        torch.manual_seed(batch_seed(self.engine.seed, trainer.current_epoch, batch_idx))
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         self.engine.before_optimizer_step(LightningHost(trainer, pl_module), trainer.global_step)

@@ -29,6 +29,7 @@ from prunelab.training.losses import cross_entropy
 from prunelab.training.masking import HeldMasks
 from prunelab.training.meter import Meter, nonzero_macs
 from prunelab.training.recording import StageMeasures
+from prunelab.training.recovery import FullFineTuning
 from prunelab.training.rewind import Rewinder
 from prunelab.training.schedule import Schedule
 
@@ -124,8 +125,9 @@ class StageEngine:
 
     def __init__(self, pruner: Pruner, schedule: Schedule, labels: dict, meter: Meter | None = None,
                  model_factory: Callable[[], nn.Module] | None = None, sinks: Sequence[Sink] = (),
-                 task: Task = CLASSIFICATION):
+                 task: Task = CLASSIFICATION, recovery=None):
         self.pruner, self.schedule, self.labels, self.task = pruner, schedule, dict(labels), task
+        self.recovery = recovery or FullFineTuning()
         self.seed = int(self.labels.get("seed", 0))
         self.meter = meter or Meter()
         check_pruner(pruner, schedule)
@@ -236,6 +238,8 @@ class StageEngine:
         if self.state.removal:
             example = torch.zeros(1, *input_shape, device=next(model.parameters()).device)
             self.pruner.replay(model, self.state.removal, example)
+        if self.state.stage and not self._stage_has_row():  # killed while fine-tuning: the adapters come back
+            self.recovery.attach(model)
 
     # -- stages ----------------------------------------------------------------------------
     def _stage_has_row(self) -> bool:
@@ -266,6 +270,7 @@ class StageEngine:
             self._match_compute(host)
         self.rewinder.restore(host.model, stage, state.rewind_state)
         self._hold_masks(host.model)
+        self.recovery.attach(host.model)  # before the optimizer is built: it trains the adapters alone
         host.set_stage(self._lengths()[stage], self.schedule.stage_lr_scale(stage))
         host.rebuild_optimizers()
 
@@ -320,6 +325,9 @@ class StageEngine:
     def _finish_stage(self, host: Host, epoch: int, step: int) -> None:
         if self._stage_has_row():
             return
+        if self.state.stage:
+            self.recovery.merge(host.model)
+            self._hold_masks(host.model)  # the merged weights zero where they are pruned
         state, model = self.state, host.model
         val, test = host.evaluate("val"), host.evaluate("test")
         metric = self.task.metric.name
