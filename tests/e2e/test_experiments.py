@@ -119,7 +119,10 @@ def test_every_experiment_preset_runs_end_to_end(name, retrain, request, tmp_pat
         assert cfg.dataset.name in ("digits", "synthetic")
     assert cfg.model.name == compose_config(f"+experiment={name}").model.name
     assert rows["empty_layers"].iloc[-1] == sum(not m.any() for m in (out.masks or {}).values())  # dense only: none
-    if cfg.pruning._target_.endswith("StructuralPruner"):
+    if cfg.pruning._target_.startswith(("prunelab.pruning.width.", "prunelab.pruning.depth.")):
+        # Heads, channels or layers leave the language model: fewer parameters at every higher target, none zero.
+        assert rows["params"].diff().iloc[1:].lt(0).all() and (rows["nonzero_params"] == rows["params"]).all()
+    elif cfg.pruning._target_.endswith("StructuralPruner"):
         # Channels leave the model: every higher target has fewer parameters, and none is held at zero.
         assert rows["params"].diff().iloc[1:].lt(0).all() and (rows["nonzero_params"] == rows["params"]).all()
         assert widths(out.module.model) == LAST_WIDTHS[name]
