@@ -27,6 +27,8 @@ def rebind_optimizers(optimizers: list[torch.optim.Optimizer], model: nn.Module)
     params = list(model.parameters())
     for optimizer in optimizers:
         held = [p for group in optimizer.param_groups for p in group["params"]]
+        if len(held) != len(params):  # LoRA adapters merged away: the next stage builds its optimizer afresh
+            continue
         for old, new in zip(held, params):
             if old is not new:
                 optimizer.state.pop(old, None)
