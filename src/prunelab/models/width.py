@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import ConfigError
+from prunelab.models.decoder import decoder_layers
 
 FAMILIES = ("llama", "gpt2")
 KINDS = ("attention", "mlp")
@@ -32,21 +33,16 @@ class Slice:
 def family(lm: nn.Module) -> str:
     """`llama` for LLaMA-style models (Mistral, Qwen2 and others with q/k/v/o and gate/up/down projections),
     `gpt2`; a ConfigError for models the width surgery does not know."""
-    kind = lm.config.model_type.removeprefix("prunelab_")
-    if kind == "gpt2":
+    if lm.config.model_type.removeprefix("prunelab_") == "gpt2":
         return "gpt2"
-    layers = getattr(getattr(lm, "model", None), "layers", None)  # where LLaMA-style models hold them
-    layer = layers[0] if isinstance(layers, nn.ModuleList) and len(layers) else None
+    layers = decoder_layers(lm)
+    layer = layers[0] if len(layers) else None
     if all(hasattr(layer, a) for a in ("self_attn", "mlp")) and all(
             hasattr(layer.self_attn, p) for p in ("q_proj", "k_proj", "v_proj", "o_proj")) and all(
             hasattr(layer.mlp, p) for p in ("gate_proj", "up_proj", "down_proj")):
         return "llama"
     raise ConfigError("model", f"width pruning does not know the layers of a {lm.config.model_type} model",
                       f"use a model of the families {list(FAMILIES)}, or depth pruning (pruning=lm_depth_bi)")
-
-
-def _layers(lm: nn.Module) -> nn.ModuleList:
-    return lm.transformer.h if lm.config.model_type.removeprefix("prunelab_") == "gpt2" else lm.model.layers
 
 
 def head_dim(lm: nn.Module) -> int:
@@ -140,7 +136,7 @@ def layer_widths(lm: nn.Module) -> list[list[int]]:
     """Per decoder layer [query heads, key-value heads, MLP channels]."""
     fam, hd = family(lm), head_dim(lm)
     groups = 1 if fam == "gpt2" else lm.config.num_attention_heads // lm.config.num_key_value_heads
-    return [[(n := units(layer, fam, hd))["attention"] * groups, n["attention"], n["mlp"]] for layer in _layers(lm)]
+    return [[(n := units(layer, fam, hd))["attention"] * groups, n["attention"], n["mlp"]] for layer in decoder_layers(lm)]
 
 
 def saved_config(lm: nn.Module):
@@ -215,7 +211,7 @@ def _model_init(base, fam: str):
         base.__init__(self, config)
         hd = head_dim(self)
         groups = 1 if fam == "gpt2" else config.num_attention_heads // config.num_key_value_heads
-        for layer, (heads, kv, channels) in zip(_layers(self), config.layer_widths or []):
+        for layer, (heads, kv, channels) in zip(decoder_layers(self), config.layer_widths or []):
             if heads != kv * groups:
                 raise ValueError(f"layer_widths: {heads} query heads are not {groups} per key-value head")
             shrink(layer, fam, hd, {"attention": list(range(kv)), "mlp": list(range(channels))})

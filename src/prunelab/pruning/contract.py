@@ -17,7 +17,8 @@ class Pruner:
     Called in a run's order: `parameters` (what masks cover) and `check` (the targets) before any training;
     `dense_penalty` before each dense optimizer step; per stage `parameters`, `prune` (new masks at a target),
     `removal` (what rebuilds removed structure); while a pruned network trains, `observe` before each
-    optimizer step, `stepped` right after it and `update` once the pruned weights are zero again; `state_dict`/`load_state_dict` in every checkpoint; `replay` when a checkpoint is resumed.
+    optimizer step, `stepped` right after it and `update` once the pruned weights are zero again;
+    `state_dict`/`load_state_dict` in every checkpoint; `replay` when a checkpoint is resumed.
     """
 
     # Scores weights while they train, so it can only prune between steps of a gradual schedule.

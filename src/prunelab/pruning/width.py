@@ -135,9 +135,9 @@ class WidthPruner(Pruner):
             remove = [{k: scores[i][k].argsort(stable=True)[: max(0, p[k] - (dense["units"][i][k] - len(kept[i][k])))]
                        .sort().values.tolist() for k in p} for i, p in enumerate(plan)]
         else:
-            removed = {k: sum(dense["units"][i][k] - len(kept[i][k]) for i in range(len(layers))) for k in width.KINDS}
-            removed["mlp"] = sum((dense["units"][i][k] - len(kept[i][k])) * dense["cost"][i][k]
-                                 for i in range(len(layers)) for k in width.KINDS)
+            gone = [{k: dense["units"][i][k] - len(kept[i][k]) for k in width.KINDS} for i in range(len(layers))]
+            removed = {"attention": sum(g["attention"] for g in gone),  # groups; mlp: parameters, as the goal
+                       "mlp": sum(g[k] * c[k] for g, c in zip(gone, dense["cost"]) for k in width.KINDS)}
             goal = {"attention": round(target * sum(u["attention"] for u in dense["units"])),
                     "mlp": target * sum(dense["params"])}
             remove = global_choice(scores, dense["cost"], goal, removed)

@@ -12,7 +12,7 @@ from torch import nn
 
 from prunelab.errors import ConfigError
 from prunelab.models.causal_lm import CausalLM
-from prunelab.models.decoder import decoder
+from prunelab.models.decoder import linear_weights
 
 
 class FullFineTuning:
@@ -88,9 +88,7 @@ class LoRA:
             if not isinstance(model, CausalLM):
                 raise ConfigError("recovery.target_modules", "null chooses a causal LM's decoder layers, and "
                                   f"{type(model).__name__} is not one", "name the Linear layers to adapt")
-            layers = decoder(model).layers
-            inside = {id(m) for m in layers.modules()}
-            return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
+            return [n.removesuffix(".weight") for n in linear_weights(model)]
         chosen, unmatched = [], []
         for pattern in self.target_modules:
             hits = [n for n in linears if fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(n, f"*.{pattern}")]
