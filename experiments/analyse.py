@@ -235,15 +235,57 @@ def lm_oneshot_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "sparsity": cells["weight_sparsity"].mean().round(4)})
 
 
+# LLM-Pruner (LLaMA-7B, 20% of its parameters, WikiText-2): 12.62 -> 19.09 without recovery, 17.58 with LoRA.
+LLM_PRUNER = {"dense": 12.62, "before_ft": 19.09, "test": 17.58}
+WIDTH = ("lm_width_taylor", "lm_width_l2", "lm_width_random")
+
+
+def lm_structured(runs: pd.DataFrame, layers: pd.DataFrame) -> list[Check]:
+    """Taylor is the best width importance (LLM-Pruner); at 20% width-Taylor's relative perplexity increase is no
+    more than LLM-Pruner's, before and after LoRA; Block Influence's layer beats a random one (ShortGPT); LoRA
+    recovery lowers every structural run's perplexity."""
+    ppl = partial(mean_std, scale=1)
+    dense = runs.loc[runs["stage"] == 0, "test_ppl"].mean()
+    targets = sorted(runs.loc[runs["stage"] > 0, "target_sparsity"].unique())
+    checks = []
+    for column, when in (("test_ppl_before_ft", "before recovery"), ("test_ppl", "after recovery")):
+        for target in targets:
+            cells = {m: _ppl(runs, m, target, column) for m in WIDTH}
+            best = min(cells, key=lambda m: cells[m].mean())
+            checks.append(Check(f"width-Taylor the best width importance at {target:.0%} {when}",
+                                ", ".join(f"{m.removeprefix('lm_width_')} {ppl(v)}" for m, v in cells.items()),
+                                best == "lm_width_taylor"))
+    for column, key, when in (("test_ppl_before_ft", "before_ft", "without recovery"),
+                              ("test_ppl", "test", "with LoRA")):
+        ours = _ppl(runs, "lm_width_taylor", 0.2, column).mean() / dense - 1
+        paper = LLM_PRUNER[key] / LLM_PRUNER["dense"] - 1
+        checks.append(Check(f"width-Taylor at 20% {when}: relative increase no more than LLM-Pruner's",
+                            f"{ours:+.0%} against {paper:+.0%}", ours <= paper))
+    for column, when in (("test_ppl_before_ft", "before recovery"), ("test_ppl", "after recovery")):
+        for target in targets:
+            bi, rnd = _ppl(runs, "lm_depth_bi", target, column), _ppl(runs, "lm_depth_random", target, column)
+            checks.append(Check(f"Block Influence's layers below random ones at {target:.0%} {when}",
+                                f"BI {ppl(bi)}, random {ppl(rnd)}", bi.mean() < rnd.mean()))
+    pruned = runs[(runs["stage"] > 0) & runs["method"].str.startswith("lm_")]
+    worse = pruned[pruned["test_ppl"] >= pruned["test_ppl_before_ft"]]
+    checks.append(Check("LoRA recovery lowers test perplexity in every structural run and target",
+                        f"{len(pruned) - len(worse)} of {len(pruned)} rows lower", worse.empty))
+    return checks
+
+
 EXPERIMENTS = {"han2015": han2015, "snip2019": snip2019, "lottery": lottery, "layer_collapse": layer_collapse,
                "rigl2020": rigl2020, "liu2019": liu2019, "cifar_families": cifar_families,
-               "lm_oneshot": lm_oneshot}
-TABLES = {"cifar_families": cifar_families_table, "lm_oneshot": lm_oneshot_table}
+               "lm_oneshot": lm_oneshot, "lm_structured": lm_structured}
+# The experiments that prune the untrained network: their stage 0 is not a dense reference.
+AT_INIT = ("snip2019", "layer_collapse")
+TABLES = {"cifar_families": cifar_families_table, "lm_oneshot": lm_oneshot_table, "lm_structured": lm_oneshot_table}
 
 
-def figure_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The aggregate the figure draws: no untrained stage-0 rows, lottery series named by role."""
-    trained = runs[~((runs["stage"] == 0) & (runs["epoch"] == 0))]
+def figure_table(runs: pd.DataFrame, at_init: bool = False) -> pd.DataFrame:
+    """The aggregate the figure draws: no stage-0 rows when the runs prune at initialisation (the untrained
+    network; a dense model loaded from `dense_checkpoint` also has epoch 0 but is drawn), lottery series named
+    by role."""
+    trained = runs[~((runs["stage"] == 0) & (runs["epoch"] == 0))] if at_init else runs
     if set(trained["schedule"]) & set(LOTTERY_SERIES):
         trained = trained.assign(series=trained["schedule"].map(LOTTERY_SERIES))
     return aggregate.aggregate(trained)
@@ -265,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.experiment in TABLES:
         print(TABLES[args.experiment](sweep.runs).to_string())
     if args.figure:
-        rows = [figures.Curves(gather.group_title(key), figure_table(sweep.group(key).runs), sweep.tasks[key],
+        at_init = args.experiment in AT_INIT
+        rows = [figures.Curves(gather.group_title(key), figure_table(sweep.group(key).runs, at_init), sweep.tasks[key],
                                sweep.samples.get(key, {})) for key in sweep.groups()]
         figures.plot_comparison(rows).savefig(args.figure, dpi=120)
         print(f"  figure: {args.figure}")

@@ -305,3 +305,35 @@ def test_lm_oneshot_criteria_compare_before_fine_tuning_and_owl_at_70(owl_ppl, p
     assert not analyse.lm_oneshot(worse, pd.DataFrame())[-1].passed
     table = analyse.lm_oneshot_table(runs)
     assert table.loc[("wanda (owl)", 0.7), "before_ft"] == f"{owl_ppl:.2f} ± 0.00" and table["n"].eq(2).all()
+
+
+@pytest.mark.parametrize("bi_after, passes", [(19.0, True), (21.0, False)])
+def test_lm_structured_criteria_rank_width_importances_and_compare_with_llm_pruner_and_a_random_layer(bi_after, passes):
+    t = [0.2, 0.35]
+    runs = pd.concat([frame for s in (0, 1) for frame in (
+        lm_rows("lm_width_taylor", s, t, [18.0, 30.0], [15.0, 20.0]),
+        lm_rows("lm_width_l2", s, t, [30.0, 120.0], [17.0, 25.0]),
+        lm_rows("lm_width_random", s, t, [22.0, 48.0], [17.5, 26.0]),
+        lm_rows("lm_depth_bi", s, t, [26.0, 26.0], [bi_after, 19.0]),
+        lm_rows("lm_depth_random", s, t, [28.0, 900.0 + s], [20.0, 80.0]),
+        lm_rows("wanda", s, t, [12.5, 13.5], [12.4, 13.4]))], ignore_index=True)
+    checks = analyse.lm_structured(runs, pd.DataFrame())
+    by_name = {c.criterion: c for c in checks}
+    assert all(c.passed for name, c in by_name.items() if "width importance" in name) and len(checks) == 11
+    # 18 / 12 - 1 = +50% against LLM-Pruner's 19.09 / 12.62 - 1 = +51%; 15 / 12 = +25% against +39%
+    assert by_name["width-Taylor at 20% without recovery: relative increase no more than LLM-Pruner's"].value == (
+        "+50% against +51%")
+    assert by_name["Block Influence's layers below random ones at 20% after recovery"].passed is passes
+    assert by_name["Block Influence's layers below random ones at 35% before recovery"].value == (
+        "BI 26.00 ± 0.00, random 900.50 ± 0.71")
+    l2_first = runs.assign(test_ppl=runs["test_ppl"].where(runs["series"] != "lm_width_l2", 14.0))
+    assert not analyse.lm_structured(l2_first, pd.DataFrame())[2].passed
+    worse = runs.assign(test_ppl=runs["test_ppl"].where(runs["series"] != "lm_depth_bi", 30.0))
+    assert not analyse.lm_structured(worse, pd.DataFrame())[-1].passed
+
+
+def test_the_figure_keeps_a_loaded_dense_model_and_drops_only_an_untrained_one():
+    runs = lm_rows("wanda", 0, [0.5], [15.0], [14.0]).assign(epoch=0, run="r", schedule="oneshot", retrain="finetune",
+                                                              family="unstructured", base="wanda")
+    assert 0 in analyse.figure_table(runs)["stage"].tolist()
+    assert 0 not in analyse.figure_table(runs, at_init=True)["stage"].tolist()

@@ -307,3 +307,25 @@ def test_the_comparison_carries_each_methods_protocol(tmp_path):
 def test_a_one_epoch_stage_reads_as_one_epoch():
     budget = [{"stage": 0, "epochs": 10, "lr": 0.1}, {"stage": 1, "epochs": 1, "lr": 0.01}]
     assert gather.protocol_row({"budget": budget})["budget"] == "dense 10 epochs at lr 0.1; 1 stage of 1 epoch at lr 0.01"
+
+
+def test_two_targets_reaching_one_sparsity_are_two_points_not_a_vertical_segment():
+    xs, ys = figures.unjoined(pd.Series([100.0, 75.0, 75.0, 50.0]), pd.Series([1.0, 2.0, 9.0, 3.0]))
+    assert xs.tolist()[:2] == [100.0, 75.0] and pd.isna(xs[2]) and xs.tolist()[3:] == [75.0, 50.0]
+    assert ys.tolist()[:2] == [1.0, 2.0] and pd.isna(ys[2]) and ys.tolist()[3:] == [9.0, 3.0]
+    same, _ = figures.unjoined(pd.Series([100.0, 75.0]), pd.Series([1.0, 2.0]))
+    assert same.tolist() == [100.0, 75.0]
+
+
+def test_a_speedup_axis_within_a_decade_has_plain_labels_that_do_not_overlap():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([1.0, 1.17, 1.36], [1, 2, 3])
+    ax.set_xscale("log")
+    figures._narrow_log_ticks(ax)
+    fig.draw_without_rendering()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all("times" not in t and "^" not in t for t in labels)
+    assert len(ax.xaxis.get_minorticklocs()) == 0 and 3 <= len(labels) <= 7

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from prunelab import results
 from prunelab.analysis.aggregate import BASE, N, RETRAIN, SERIES, layer_summary, mean, std
@@ -119,11 +119,31 @@ def widened(lo: float, hi: float, span: float, top: float) -> tuple[float, float
     return start, min(start + span, top)
 
 
+def unjoined(xs: pd.Series, *ys: pd.Series) -> list[np.ndarray]:
+    """`xs` and `ys` with a NaN between consecutive points at the same x, so that a line is not drawn between them:
+    two targets that reach the same sparsity (a whole layer, say) are two points, not a vertical segment."""
+    xs = np.asarray(xs, dtype=float)
+    cut = np.flatnonzero(np.isclose(xs[1:], xs[:-1], rtol=1e-9, atol=0)) + 1
+    return [np.insert(np.asarray(v, dtype=float), cut, np.nan) for v in (xs, *ys)]
+
+
+def _narrow_log_ticks(ax) -> None:
+    """Plain tick labels on a log x-axis that spans less than a decade (speedups of 1.1x-1.4x, say), where the
+    default labels every minor tick in scientific notation and they overlap."""
+    low, high = ax.get_xlim()
+    if low > 0 and high / low < 10:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _panel(ax, agg: pd.DataFrame, x: str, y: str, styles: dict, task: Task) -> None:
     scale = task.metric.scale
     for series, curve in agg.groupby(SERIES, sort=False):
         mid, spread = scale * curve[mean(y)], scale * curve[std(y)].fillna(0)
         xs = remaining(curve[mean(results.AXIS)]) if x == results.AXIS else curve[mean(x)]
+        xs, mid, spread = unjoined(xs, mid, spread)
         ax.plot(xs, mid, label=series, markersize=4, **styles[series])
         ax.fill_between(xs, mid - spread, mid + spread, color=styles[series]["color"], alpha=0.2, linewidth=0)
     if (dense := dense_line(agg, y)) is not None:
@@ -136,6 +156,8 @@ def _panel(ax, agg: pd.DataFrame, x: str, y: str, styles: dict, task: Task) -> N
         ax.set_xticks(ticks, [tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.invert_xaxis()
+    else:
+        _narrow_log_ticks(ax)
     ax.set_xlabel(results.AXIS_LABEL if x == results.AXIS else x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " ") + task.metric.unit)
     ax.grid(alpha=0.3)
