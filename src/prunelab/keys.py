@@ -15,6 +15,10 @@ NOT_RESULTS = (
     "dataset.eval_batch_size", "dataset.cache_dir",
 )
 
+# A group's choice that does what runs did before the group existed, by its `_target_`: left out of a run's hash
+# when it has no other setting, so that those runs keep their keys (and a rerun continues them).
+UNCHANGED = {"recovery": "prunelab.training.recovery.FullFineTuning"}
+
 # The top-level nodes that determine the dense model ...
 DENSE_NODES = ("seed", "model", "dataset", "optimizer", "scheduler", "trainer", "channels_last", "schedule")
 # ... less the schedule's settings that only act after dense training.

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from prunelab.runs import cache
+from prunelab.runs import cache, identity
 from prunelab.runs.spec import from_config
 from tests.helpers import compose_config
 
@@ -86,3 +86,12 @@ def test_an_entry_without_its_complete_marker_is_never_read_and_training_continu
 
     assert cache.dense_checkpoint(cfg, continues).read_text() == "weights"
     assert seen == ["epoch 1"] and not folder.with_suffix(".work").exists()
+
+
+def test_full_fine_tuning_adds_nothing_to_the_run_key_so_runs_from_before_the_recovery_group_continue():
+    config = spec().config
+    assert config["recovery"]["_target_"] == "prunelab.training.recovery.FullFineTuning"
+    without_group = {k: v for k, v in config.items() if k != "recovery"}
+    assert identity.digest(identity.settings(config)) == identity.digest(identity.settings(without_group))
+    assert "recovery" not in spec().settings and "recovery" in spec("recovery=lora").settings
+    assert spec("recovery=lora").key != spec().key

@@ -10,7 +10,7 @@ import json
 
 from hydra._internal.utils import _locate
 
-from prunelab.keys import AFTER_DENSE, DENSE_NODES, NOT_RESULTS
+from prunelab.keys import AFTER_DENSE, DENSE_NODES, LABELS, NOT_RESULTS, UNCHANGED
 
 
 def _same(a, b) -> bool:
@@ -55,9 +55,17 @@ def without(plain: dict, dotted: tuple[str, ...]) -> dict:
     return out
 
 
+def unchanged(plain: dict) -> tuple[str, ...]:
+    """The top-level nodes of `plain` (non-default settings) that are their group's `UNCHANGED` choice."""
+    return tuple(k for k, target in UNCHANGED.items() if isinstance(node := plain.get(k), dict)
+                 and node.get("_target_") == target and set(node) <= {"_target_", *LABELS})
+
+
 def settings(config: dict, drop: tuple[str, ...] = ()) -> dict:
-    """The non-default settings of a resolved plain config, without `NOT_RESULTS` and `drop`."""
-    return without(nondefault(config), NOT_RESULTS + drop)
+    """The non-default settings of a resolved plain config, without `NOT_RESULTS`, `UNCHANGED` choices and
+    `drop`."""
+    plain = nondefault(config)
+    return without(plain, NOT_RESULTS + unchanged(plain) + drop)
 
 
 def dense_settings(config: dict) -> dict:
