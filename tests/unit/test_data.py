@@ -20,6 +20,7 @@ from prunelab.data import (
     SyntheticDataModule,
     random_crop_flip,
 )
+from prunelab.data.augment import cutout
 from prunelab.data.split import split_indices
 from prunelab.data.tensors import TensorSource
 from prunelab.errors import ConfigError
@@ -314,6 +315,35 @@ def test_random_crop_flip_gives_crops_of_the_padded_image():
     for image, source in zip(out, padded):
         crops = [source[:, i : i + 8, j : j + 8] for i in range(5) for j in range(5)]
         assert any(torch.equal(image, crop) or torch.equal(image, crop.flip(-1)) for crop in crops)
+
+
+def test_cutout_zeroes_the_square_around_each_centre_clipped_at_the_border():
+    x = torch.ones(64, 2, 6, 7)
+    generator = torch.Generator().manual_seed(3)
+    out = cutout(x, generator, size=4)
+    # the centres, drawn as cutout draws them: row then column for all images
+    replay = torch.Generator().manual_seed(3)
+    rows, cols = torch.randint(6, (64,), generator=replay), torch.randint(7, (64,), generator=replay)
+    for image, r, c in zip(out, rows.tolist(), cols.tolist()):
+        expected = torch.ones(6, 7)
+        expected[max(r - 2, 0):r + 2, max(c - 2, 0):c + 2] = 0  # rows r-2 .. r+1, columns c-2 .. c+1
+        assert torch.equal(image, expected.expand(2, 6, 7))
+    zeroed = (out[:, 0] == 0).sum((1, 2))
+    assert zeroed.max() == 16 and zeroed.min() < 16  # whole squares inside, clipped ones at the border
+
+
+def test_cutout_follows_crop_and_flip_and_needs_augmentation():
+    batch = (torch.randn(16, 3, 32, 32), torch.zeros(16))
+    cropped, cut = fake_cifar(augment=True), fake_cifar(augment=True, cutout=8)
+    cropped.trainer = cut.trainer = SimpleNamespace(training=True)
+    before, after = cropped.on_after_batch_transfer(batch, 0)[0], cut.on_after_batch_transfer(batch, 0)[0]
+    # the same crops and flips (their padding is 0), then a square of each image zeroed
+    zero_before, zero_after = (before == 0).all(1), (after == 0).all(1)
+    assert torch.equal(after, before.masked_fill(zero_after[:, None], 0))
+    assert (zero_after >= zero_before).all() and zero_after.sum((1, 2)).min() >= 16  # 8 x 8, clipped to >= 4 x 4
+    assert (zero_after & ~zero_before).sum((1, 2)).max() == 64
+    with pytest.raises(ConfigError, match="dataset.cutout.*set dataset.augment=true"):
+        fake_cifar(augment=False, cutout=8)
 
 
 class Recorder(pl.LightningModule):

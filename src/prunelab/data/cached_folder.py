@@ -4,12 +4,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelab.data.augment import CropFlip
+from prunelab.data.augment import BatchAugmentation
 from prunelab.data.folder import Folders, class_folders
 from prunelab.data.folder_cache import cached_images, default_cache_dir, image_files, image_shape
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import BatchSize, Shape, Workers, check_at_least
+from prunelab.data.settings import BatchSize, Cutout, Shape, Workers, check_at_least
 from prunelab.data.split import Split, take
 from prunelab.data.tensors import NormalisedBatches
 
@@ -64,7 +64,8 @@ class CachedFolderDataModule(DataModule):
     list and sizes, so later runs read them back without decoding. Batches are served whole from memory,
     scaled to [0, 1] and normalised with the per-channel `mean` and `std`; images are not resized. With
     `augment`, training batches get a random crop of the 4-pixel-padded image and a horizontal flip (the
-    padding is 0 after normalisation, the mean colour, as for dataset=cifar10).
+    padding is 0 after normalisation, the mean colour, as for dataset=cifar10), and with `cutout` > 0 a square of
+    that side zeroed in each (DeVries & Taylor 2017).
     `limit` keeps at most that many images of each split (train, val, test), chosen by `split_seed`.
     """
 
@@ -87,10 +88,12 @@ class CachedFolderDataModule(DataModule):
         cache_dir: str | None = None,
         limit: int | None = None,
         augment: bool = False,
+        cutout: Cutout = 0,
         device: str = "cpu",
     ):
         folders = Folders.of(root, test_root, test_fraction)
         cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed),
                          CachedImages(folders, tuple(mean), tuple(std), cache, limit),
-                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device), CropFlip(seed, augment))
+                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device),
+                         BatchAugmentation(seed, augment, cutout))

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from prunelab.data.augment import CropFlip
+from prunelab.data.augment import BatchAugmentation
 from prunelab.data.sampling import WholeBatches
 from prunelab.data.settings import BatchSize, Shape, Workers
 from prunelab.data.split import Split
@@ -53,7 +53,7 @@ class DataModule(pl.LightningDataModule):
     """
 
     def __init__(self, shape: Shape, split: Split, source: Source, batching: Batching,
-                 augmentation: CropFlip | None = None):
+                 augmentation: BatchAugmentation | None = None):
         super().__init__()
         self.shape, self.split, self.source, self.batching = shape, split, source, batching
         self.augmentation = augmentation
@@ -72,6 +72,8 @@ class DataModule(pl.LightningDataModule):
         """Raise ConfigError for settings that cannot work, before anything is loaded or trained."""
         self.split.check()
         self.batching.check()
+        if self.augmentation is not None:
+            self.augmentation.check()
         self.source.check(self.shape)
 
     def prepare_data(self) -> None:

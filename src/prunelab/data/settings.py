@@ -12,6 +12,7 @@ from prunelab.errors import ConfigError
 # checked by the batching itself when built from Python.
 BatchSize = Annotated[int, Ge(1)]
 Workers = Annotated[int, Ge(0)]
+Cutout = Annotated[int, Ge(0)]  # side of the square cut out of each augmented image; 0: none
 
 
 def check_fraction(setting: str, value: float) -> None:

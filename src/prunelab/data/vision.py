@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 from torchvision import datasets
 
-from prunelab.data.augment import CropFlip
+from prunelab.data.augment import BatchAugmentation
 from prunelab.data.module import DataModule
 from prunelab.data.sampling import WholeBatches
-from prunelab.data.settings import BatchSize, Shape, Workers
+from prunelab.data.settings import BatchSize, Cutout, Shape, Workers
 from prunelab.data.split import Split
 from prunelab.data.tensors import Loaded, TensorSource
 from prunelab.errors import ConfigError
@@ -124,7 +124,8 @@ class TorchvisionDataModule(DataModule):
 
 class CIFARDataModule(DataModule):
     """A CIFAR data set (the class attribute `dataset`) read from `data_dir`, held in memory, standardised; with
-    `augment`, training batches get a random 4-pixel-padded crop and horizontal flip; `limit` caps the training
+    `augment`, training batches get a random 4-pixel-padded crop and horizontal flip (and with `cutout` > 0 a
+    square of that side zeroed in each, DeVries & Taylor 2017); `limit` caps the training
     split (see Split)."""
 
     dataset: TorchvisionSet
@@ -143,12 +144,14 @@ class CIFARDataModule(DataModule):
         data_dir: str = "data",
         download: bool = False,
         augment: bool = False,
+        cutout: Cutout = 0,
         limit: int | None = None,
         device: str = "cpu",
     ):
         super().__init__(Shape.of(input_shape, num_classes), Split(val_fraction, split_seed, limit),
                          TorchvisionFiles(self.dataset, data_dir, download),
-                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device), CropFlip(seed, augment))
+                         WholeBatches(batch_size, eval_batch_size, num_workers, seed, device),
+                         BatchAugmentation(seed, augment, cutout))
 
 
 class MNISTDataModule(TorchvisionDataModule):

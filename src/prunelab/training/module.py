@@ -1,10 +1,11 @@
 """The LightningModules' shared base (optimizer and LR-schedule factories from config, stages) and classification's."""
 
-from typing import Callable, Iterable
+from typing import Annotated, Callable, Iterable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Lt
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -86,28 +87,33 @@ class StageModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
+# The weight of the uniform distribution in the training targets (Szegedy et al. 2016); 0: none.
+LabelSmoothing = Annotated[float, Ge(0), Lt(1)]
+
+
 class ClassificationModule(StageModule):
-    """Cross-entropy training of `model`; top-1 (and top-5 for >= 10 classes) accuracy.
+    """Cross-entropy training of `model`, with targets smoothed by `label_smoothing` (validation loss unsmoothed);
+    top-1 (and top-5 for >= 10 classes) accuracy.
 
     The optimizer and LR schedule are those of `StageModule`. `channels_last` also puts every 4-D batch it
     trains or evaluates on in channels_last memory format.
     """
 
     def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable, num_classes: int,
-                 channels_last: bool = False):
+                 channels_last: bool = False, label_smoothing: LabelSmoothing = 0.0):
         super().__init__(model, optimizer, scheduler, channels_last)
         self.val_metrics = _accuracies(num_classes)
-        self.num_classes = num_classes
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
 
     @classmethod
     def for_datamodule(cls, model: nn.Module, optimizer: Callable, scheduler: Callable, datamodule,
-                       channels_last: bool = False) -> "ClassificationModule":
+                       channels_last: bool = False, label_smoothing: LabelSmoothing = 0.0) -> "ClassificationModule":
         """The module for `datamodule`'s classes (the task's factory; a run calls it)."""
         classes = getattr(datamodule, "num_classes", None)
         if classes is None:
             raise ConfigError("task", f"classification needs labelled classes, and {type(datamodule).__name__} has "
                               "none", "use the task of the dataset: e.g. task=language_modeling with dataset=text")
-        return cls(model, optimizer, scheduler, classes, channels_last)
+        return cls(model, optimizer, scheduler, classes, channels_last, label_smoothing)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """`x`, channels_last if the module is and `x` is 4-D (images)."""
@@ -118,7 +124,7 @@ class ClassificationModule(StageModule):
 
     def loss(self, batch) -> tuple[torch.Tensor, int]:
         x, y = batch
-        return F.cross_entropy(self.forward(x), y), len(y)
+        return F.cross_entropy(self.forward(x), y, label_smoothing=self.label_smoothing), len(y)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
