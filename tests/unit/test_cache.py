@@ -26,6 +26,7 @@ def default_entry():
 @pytest.mark.parametrize("override", [
     "pruning=random", "schedule=oneshot", "schedule.targets=[0.3]", "schedule.finetune_epochs=7", "logger=csv",
     "trainer.enable_progress_bar=false", "dataset.num_workers=2", "+optimizer.dampening=0",  # SGD's default
+    "task.module.label_smoothing=0.0", "task.tolerance=0.02",
 ])
 def test_settings_that_do_not_touch_dense_training_keep_the_key(override, default_entry):
     assert entry(override) == default_entry
@@ -34,7 +35,7 @@ def test_settings_that_do_not_touch_dense_training_keep_the_key(override, defaul
 @pytest.mark.parametrize("override", [
     "seed=1", "model=lenet_300_100", "dataset=synthetic", "dataset.batch_size=32", "optimizer.lr=0.1",
     "+optimizer.maximize=true", "schedule.pretrain_epochs=3", "scheduler._target_=prunelab.training.lr.constant",
-    "trainer.deterministic=false",
+    "trainer.deterministic=false", "task.module.label_smoothing=0.1",
 ])
 def test_settings_of_dense_training_change_the_key(override, default_entry):
     assert entry(override) != default_entry
@@ -95,3 +96,10 @@ def test_full_fine_tuning_adds_nothing_to_the_run_key_so_runs_from_before_the_re
     assert identity.digest(identity.settings(config)) == identity.digest(identity.settings(without_group))
     assert "recovery" not in spec().settings and "recovery" in spec("recovery=lora").settings
     assert spec("recovery=lora").key != spec().key
+
+
+def test_label_smoothing_is_part_of_the_run_key_and_the_dense_settings_only_when_set():
+    smoothed = spec("task.module.label_smoothing=0.1")
+    assert smoothed.key != spec().key and spec("task.module.label_smoothing=0").key == spec().key
+    assert smoothed.dense_settings["task"] == {"module": {"label_smoothing": 0.1}}
+    assert "task" not in spec().dense_settings and "task" not in spec().settings

@@ -10,7 +10,7 @@ import json
 
 from hydra._internal.utils import _locate
 
-from prunelab.keys import AFTER_DENSE, DENSE_NODES, LABELS, NOT_RESULTS, UNCHANGED
+from prunelab.keys import AFTER_DENSE, DENSE_NODES, LABELS, NOT_RESULTS, TASK_TRAINING, UNCHANGED
 
 
 def _same(a, b) -> bool:
@@ -61,11 +61,19 @@ def unchanged(plain: dict) -> tuple[str, ...]:
                  and node.get("_target_") == target and set(node) <= {"_target_", *LABELS})
 
 
+def task_training(plain: dict) -> dict:
+    """The `TASK_TRAINING` settings of `plain` (non-default settings), nested as in the config; empty when none."""
+    top, inner = TASK_TRAINING
+    node = (plain.get(top) or {}).get(inner) or {}
+    trained = {k: v for k, v in node.items() if k not in ("_target_", "_partial_")}
+    return {top: {inner: trained}} if trained else {}
+
+
 def settings(config: dict, drop: tuple[str, ...] = ()) -> dict:
-    """The non-default settings of a resolved plain config, without `NOT_RESULTS`, `UNCHANGED` choices and
-    `drop`."""
+    """The non-default settings of a resolved plain config, without `NOT_RESULTS` (but with `task_training`),
+    `UNCHANGED` choices and `drop`."""
     plain = nondefault(config)
-    return without(plain, NOT_RESULTS + unchanged(plain) + drop)
+    return without(plain, NOT_RESULTS + unchanged(plain) + drop) | task_training(plain)
 
 
 def dense_settings(config: dict) -> dict:
